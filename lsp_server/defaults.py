@@ -1,0 +1,47 @@
+"""Every tunable default, named once, each with what it trades.
+
+Modules import from here instead of writing literals, so a newcomer finds every knob in one page
+(the llama.vim way: defaults at the top, one comment each).
+"""
+
+from __future__ import annotations
+
+import os
+
+APP_NAME = "starcoder-lsp"
+SERVER_NAME = "starcoder-lsp"
+SETTINGS_SECTION = "starcoder"
+
+# --- model / engine -------------------------------------------------------------------------------
+# The model the demo and a bare `serve` use: the only FIM code model that installs here (PyPI).
+DEFAULT_MODEL = "qwen2.5-coder-0.5b"
+# StarCoder was trained on 8K windows; more costs RAM and cold-prompt time for little gain.
+CONTEXT_TOKENS = 8192
+MAX_CONTEXT_TOKENS = 8192
+# Enough for a block of ~10 lines; longer generations mostly over-run the hole and cost latency.
+MAX_TOKENS = 128
+# Greedy: completions should be deterministic, and sampling only lowers exact match for FIM.
+TEMPERATURE = 0.0
+# llama.cpp evaluates prompts in batches of this many tokens; it is also our cancellation grain
+# during prompt evaluation (a ~512-token chunk takes ~2-4 s on 2 cores, so keep it smaller).
+N_BATCH = 128
+# -1 = offload every layer when the llama.cpp build can, else 0 (decided at load time).
+N_GPU_LAYERS = -1
+
+
+def default_threads() -> int:
+    """Physical-ish cores: llama-cpp-python's own default (cpu_count // 2) is 1 thread on 2 cores."""
+    return max(1, os.cpu_count() or 1)
+
+
+# --- windows (context) ----------------------------------------------------------------------------
+# Prefix:suffix share of the window budget (~3:1): code before the cursor predicts more.
+PREFIX_SHARE = 0.75
+# Window edges move in steps of this many lines, so typing does not slide the prompt's first token.
+WINDOW_LINE_STEP = 32
+
+# --- server behaviour -----------------------------------------------------------------------------
+# 0 = never free the model while idle.
+IDLE_UNLOAD_MINUTES = 0
+# Documents above this size are not sent to the model (memory and latency stay bounded).
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
