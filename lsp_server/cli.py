@@ -1,0 +1,181 @@
+"""Command line: `serve` (the language server), `complete`, `explain`, `demo` and `models`.
+
+Under `serve` on stdio nothing but LSP may reach stdout, so the real stdout is kept for the protocol
+and file descriptor 1 is pointed at stderr: a stray print (ours, a library's, or llama.cpp's C code)
+can then never corrupt the JSON-RPC stream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from lsp_server import __version__, defaults
+from lsp_server.settings import Settings
+
+log = logging.getLogger("lsp_server")
+
+
+def setup_logging(verbose: int, log_file: str | None) -> None:
+    level = logging.DEBUG if verbose >= 1 else logging.INFO
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        Path(log_file).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(Path(log_file).expanduser(), encoding="utf-8"))
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for h in handlers:
+        h.setFormatter(fmt)
+    root = logging.getLogger()
+    root.handlers[:] = handlers
+    root.setLevel(logging.WARNING)
+    logging.getLogger("lsp_server").setLevel(level)
+    if verbose >= 2:
+        logging.getLogger("pygls").setLevel(logging.DEBUG)
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    try:
+        return host or "127.0.0.1", int(port)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}") from exc
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="a models.toml name or a path to a .gguf file")
+    p.add_argument("--models-file", help="an extra models.toml to read after the bundled one")
+    p.add_argument("--n-gpu-layers", type=int, help="layers to offload (-1 = all when possible)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--context-tokens", type=int, help="context window (≤ 8192)")
+    p.add_argument("--max-tokens", type=int, help="tokens to generate at most")
+    p.add_argument("--log-file", help="also write logs to this file")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="debug logs (-vv: protocol)")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """CLI flags are the lowest-priority settings source (the editor's value wins)."""
+    s = Settings()
+    pairs = {
+        "model": "model", "models_file": "models_file", "n_gpu_layers": "n_gpu_layers",
+        "threads": "threads", "context_tokens": "context_tokens", "max_tokens": "max_tokens",
+    }
+    changes: dict[str, Any] = {}
+    for arg, name in pairs.items():
+        value = getattr(args, arg, None)
+        if value is not None:
+            changes[name] = value
+    if changes.get("context_tokens"):
+        changes["context_tokens"] = max(256, min(changes["context_tokens"],
+                                                 defaults.MAX_CONTEXT_TOKENS))
+    return s.replace(**changes)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from lsp_server.protocol.server import create_server
+
+    server = create_server(settings_from_args(args))
+    if args.tcp:
+        server.start_tcp(*args.tcp)
+    elif args.ws:
+        server.start_ws(*args.ws)
+    else:
+        lsp_out = os.fdopen(os.dup(1), "wb")
+        os.dup2(2, 1)  # anything written to fd 1 from now on lands on stderr
+        sys.stdout = sys.stderr
+        server.start_io(sys.stdin.buffer, lsp_out)
+    return 0
+
+
+def _parse_location(text: str) -> tuple[Path, int, int]:
+    """FILE:LINE:COL (1-based) -> (path, line0, col0)."""
+    parts = text.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+        raise SystemExit(f"expected FILE:LINE:COL (1-based), got {text!r}")
+    return Path(parts[0]), max(0, int(parts[1]) - 1), max(0, int(parts[2]) - 1)
+
+
+def _complete(args: argparse.Namespace) -> int:
+    """Run the server's own pipeline in-process and print what it would suggest."""
+    import json
+
+    from lsp_server.service import Assistant, CompletionRequest
+
+    path, line, col = _parse_location(args.location)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"starcoder-lsp: cannot read {path}: {exc}", file=sys.stderr)
+        return 2
+    assistant = Assistant(settings_from_args(args))
+
+    async def run() -> int:
+        await assistant.load()
+        if not assistant.ready:
+            print(f"starcoder-lsp: {assistant.message}", file=sys.stderr)
+            return 1
+        lines = text.splitlines(keepends=True) or [""]
+        req = CompletionRequest(lines, line, col, path.resolve().as_uri())
+        s = await assistant.complete(req)
+        if args.json:
+            out = {"text": s.text if s else "", "raw": s.raw if s else ""}
+            if s:
+                g = s.generation
+                out.update(prompt_tokens=s.prompt_tokens, evaluated=g.evaluated,
+                           generated=g.generated, prompt_ms=round(g.prompt_ms, 1),
+                           generate_ms=round(g.generate_ms, 1), stop_reason=g.stop_reason)
+            print(json.dumps(out))
+        else:
+            print(s.text if s else "")
+        return 0
+
+    try:
+        return asyncio.run(run())
+    finally:
+        assistant.shutdown()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from lsp_server.models.commands import add_models_parser
+
+    parser = argparse.ArgumentParser(
+        prog="starcoder-lsp", description="Local AI code completion over LSP (llama.cpp + GGUF)."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command")
+
+    serve = sub.add_parser("serve", help="run the language server (stdio by default)")
+    where = serve.add_mutually_exclusive_group()
+    where.add_argument("--stdio", action="store_true", help="talk LSP on stdin/stdout (default)")
+    where.add_argument("--tcp", type=_host_port, metavar="HOST:PORT", help="listen on TCP")
+    where.add_argument("--ws", type=_host_port, metavar="HOST:PORT", help="listen on WebSocket")
+    _model_args(serve)
+    serve.set_defaults(func=_serve)
+
+    complete = sub.add_parser("complete", help="print the completion at FILE:LINE:COL (1-based)")
+    complete.add_argument("location", metavar="FILE:LINE:COL")
+    complete.add_argument("--json", action="store_true", help="print text and timings as JSON")
+    _model_args(complete)
+    complete.set_defaults(func=_complete)
+
+    demo = sub.add_parser("demo", help="pull the demo model and show a real completion "
+                                       "through the real server")
+    _model_args(demo)
+    demo.set_defaults(func=lambda a: __import__("lsp_server.demo", fromlist=["run"]).run(a))
+
+    add_models_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    setup_logging(getattr(args, "verbose", 0) or 0, getattr(args, "log_file", None))
+    return int(args.func(args) or 0)

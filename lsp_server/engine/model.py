@@ -1,0 +1,254 @@
+"""Loading a GGUF into llama.cpp and reading what FIM needs from its vocabulary.
+
+Every failure a user must act on becomes a `ModelError` whose message says what to do; the server
+shows it and keeps running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsp_server import defaults
+from lsp_server.prompt.fim import FimIds
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+    from lsp_server.models.catalog import Family
+
+log = logging.getLogger(__name__)
+
+GGUF_MAGIC = b"GGUF"
+
+
+class ModelError(Exception):
+    """A model cannot be used; the message is shown to the user as is."""
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    n_ctx: int = defaults.CONTEXT_TOKENS
+    n_threads: int = field(default_factory=defaults.default_threads)
+    n_gpu_layers: int = defaults.N_GPU_LAYERS
+    n_batch: int = defaults.N_BATCH
+
+
+@dataclass
+class LoadedModel:
+    """A llama.cpp model + context and the token facts the prompt and generator need."""
+
+    llm: Llama
+    path: Path
+    fim: FimIds
+    add_bos: int | None  # BOS id to prepend, when the vocabulary asks for one
+    pieces: list[bytes]  # text of every token id (empty for control tokens)
+    n_ctx: int
+    gpu_layers: int
+    _by_first_byte: dict[int, list[int]] | None = None
+
+    def tokenize(self, text: str) -> list[int]:
+        """User text to ids with special tokens *off*: file contents can never inject a marker."""
+        if not text:
+            return []
+        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def count(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def tokens_starting_with(self, first_byte: int) -> list[int]:
+        """Ids whose text starts with `first_byte` (token healing scans only these)."""
+        if self._by_first_byte is None:
+            index: dict[int, list[int]] = {}
+            for tid, piece in enumerate(self.pieces):
+                if piece and tid not in self.fim.stop:
+                    index.setdefault(piece[0], []).append(tid)
+            self._by_first_byte = index
+        return self._by_first_byte.get(first_byte, [])
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.llm.close()
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise ModelError(f"Model file not found: {path}. Run `starcoder-lsp models pull NAME` "
+                         "or set starcoder.model to an existing .gguf file.")
+    if not path.is_file():
+        raise ModelError(f"Model path is not a file: {path}")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic != GGUF_MAGIC:
+        raise ModelError(f"{path.name} is not a GGUF file (it starts with {magic!r}). "
+                         "Convert it with llama.cpp's convert_hf_to_gguf.py or pick a .gguf file.")
+
+
+def _available_memory() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux); None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def memory_limit() -> int | None:
+    """Bytes a load may use: the smaller of MemAvailable and STARCODER_LSP_MEMORY_LIMIT_MB."""
+    avail = _available_memory()
+    env = os.environ.get("STARCODER_LSP_MEMORY_LIMIT_MB")
+    if env:
+        try:
+            cap = int(float(env) * 1024 * 1024)
+        except ValueError:
+            cap = None
+        if cap is not None:
+            avail = cap if avail is None else min(avail, cap)
+    return avail
+
+
+def _check_memory(path: Path, n_ctx: int) -> None:
+    need = path.stat().st_size + n_ctx * defaults.KV_BYTES_PER_TOKEN_ESTIMATE
+    have = memory_limit()
+    if have is not None and need > have:
+        raise ModelError(
+            f"Not enough memory for {path.name}: it needs about {need / 2**30:.1f} GiB "
+            f"(weights + KV cache for {n_ctx} tokens) and {have / 2**30:.1f} GiB is available. "
+            "Close other programs, lower starcoder.contextTokens, or choose a smaller model."
+        )
+
+
+def _piece(vocab: Any, tid: int) -> bytes:
+    import llama_cpp
+
+    buf = ctypes.create_string_buffer(256)
+    n = llama_cpp.llama_token_to_piece(vocab, tid, buf, len(buf), 0, False)
+    return bytes(buf[: max(0, n)])
+
+
+def _single_token(llm: Llama, text: str | None) -> int | None:
+    if not text:
+        return None
+    ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    return ids[0] if len(ids) == 1 else None
+
+
+def resolve_fim_ids(llm: Llama, family: Family, model_name: str) -> FimIds:
+    """FIM ids from the GGUF vocabulary, falling back to the family's marker strings."""
+    import llama_cpp
+
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
+
+    def pick(from_vocab: int, text: str | None) -> int | None:
+        return from_vocab if from_vocab >= 0 else _single_token(llm, text)
+
+    pre = pick(llama_cpp.llama_vocab_fim_pre(vocab), family.fim_prefix)
+    suf = pick(llama_cpp.llama_vocab_fim_suf(vocab), family.fim_suffix)
+    mid = pick(llama_cpp.llama_vocab_fim_mid(vocab), family.fim_middle)
+    if pre is None or suf is None or mid is None:
+        markers = " ".join(m for m in (family.fim_prefix, family.fim_suffix, family.fim_middle) if m)
+        raise ModelError(
+            f"{model_name} cannot fill in the middle: its vocabulary has no single-token FIM "
+            f"markers ({markers or 'none known for this family'}). Choose a FIM code model such "
+            "as a StarCoder, StarCoder2, Qwen2.5-Coder or DeepSeek-Coder GGUF."
+        )
+    pad = pick(llama_cpp.llama_vocab_fim_pad(vocab), family.fim_pad)
+    rep = pick(llama_cpp.llama_vocab_fim_rep(vocab), family.repo_name)
+    sep = pick(llama_cpp.llama_vocab_fim_sep(vocab), family.file_sep)
+    filename = _single_token(llm, family.filename)
+    stop = {t for t in (pre, suf, mid, pad, rep, sep, filename) if t is not None}
+    for tid in (llama_cpp.llama_vocab_eos(vocab), llama_cpp.llama_vocab_eot(vocab)):
+        if tid >= 0:
+            stop.add(tid)
+    for text in family.stop:
+        tid = _single_token(llm, text)
+        if tid is not None:
+            stop.add(tid)
+    n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+    stop.update(t for t in range(n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, t))
+    return FimIds(pre, suf, mid, pad, rep, sep, filename, frozenset(stop))
+
+
+def gpu_offload_supported() -> bool:
+    import llama_cpp
+
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+def load_model(path: Path, family: Family, options: LoadOptions, name: str = "") -> LoadedModel:
+    """Load `path` (mmap) and check it can do FIM; raise ModelError with a fix-it message."""
+    name = name or path.name
+    _check_file(path)
+    _check_memory(path, options.n_ctx)
+    try:
+        from llama_cpp import Llama
+        import llama_cpp
+    except ImportError as exc:  # pragma: no cover - the package is a hard dependency
+        raise ModelError(f"llama-cpp-python is not installed: {exc}") from exc
+    gpu_layers = options.n_gpu_layers
+    if gpu_layers < 0:
+        gpu_layers = -1 if gpu_offload_supported() else 0
+    kwargs: dict[str, Any] = dict(
+        model_path=str(path), n_ctx=options.n_ctx, n_batch=options.n_batch,
+        n_ubatch=options.n_batch, n_threads=options.n_threads,
+        n_threads_batch=options.n_threads, n_gpu_layers=gpu_layers, use_mmap=True,
+        logits_all=False, verbose=False,
+    )
+    try:
+        llm = Llama(**kwargs)
+    except (ValueError, RuntimeError, OSError) as exc:
+        if gpu_layers != 0:
+            log.warning("GPU load of %s failed (%s); retrying on the CPU", name, exc)
+            kwargs["n_gpu_layers"] = gpu_layers = 0
+            try:
+                llm = Llama(**kwargs)
+            except (ValueError, RuntimeError, OSError) as exc2:
+                raise _explain_load_failure(path, name, exc2) from exc2
+        else:
+            raise _explain_load_failure(path, name, exc) from exc
+    try:
+        fim = resolve_fim_ids(llm, family, name)
+    except ModelError:
+        llm.close()
+        raise
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
+    n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+    pieces = [_piece(vocab, t) for t in range(n_vocab)]
+    bos = llama_cpp.llama_vocab_bos(vocab)
+    add_bos = bos if (llama_cpp.llama_vocab_get_add_bos(vocab) and bos >= 0) else None
+    return LoadedModel(llm, path, fim, add_bos, pieces, options.n_ctx, gpu_layers)
+
+
+def _explain_load_failure(path: Path, name: str, exc: Exception) -> ModelError:
+    size = path.stat().st_size if path.exists() else 0
+    arch = _gguf_architecture(path)
+    if "context" in str(exc).lower():
+        return ModelError(f"llama.cpp could not create a context for {name} ({exc}); this is "
+                          "usually a lack of memory: lower starcoder.contextTokens or use a smaller "
+                          "model.")
+    hint = "The file may be truncated or corrupt: pull it again."
+    if arch and arch not in defaults.KNOWN_ARCHITECTURES:
+        hint = (f"Its architecture '{arch}' is not supported by this llama.cpp build: update "
+                "llama-cpp-python or choose another model.")
+    return ModelError(f"llama.cpp could not load {name} ({size / 2**20:.0f} MiB): {exc}. {hint}")
+
+
+def _gguf_architecture(path: Path) -> str | None:
+    """general.architecture from the GGUF header, for error messages only."""
+    try:
+        from gguf import GGUFReader
+
+        field_ = GGUFReader(str(path)).fields.get("general.architecture")
+        if field_ is None:
+            return None
+        return bytes(field_.parts[field_.data[0]]).decode("utf-8", "replace")
+    except Exception:
+        return None

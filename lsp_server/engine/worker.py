@@ -1,0 +1,74 @@
+"""The one thread that owns the llama.cpp context, and the "latest request wins" policy.
+
+A llama.cpp context is not thread-safe, so every model call runs as a job on one worker thread.
+Completion jobs carry a cancel flag: submitting a newer completion sets the flag of the older one,
+which then stops at its next token or prompt chunk (or is skipped before it starts), so requests
+never queue up behind each other while the user types.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from lsp_server.engine.generate import Cancelled
+from lsp_server.engine.model import LoadedModel
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Worker:
+    """Runs jobs against the loaded model on a single thread."""
+
+    def __init__(self) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llama")
+        self.model: LoadedModel | None = None  # touched only on the worker thread
+        self._lock = threading.Lock()
+        self._latest: dict[str, threading.Event] = {}  # lane -> cancel flag of its newest job
+        self._all: set[threading.Event] = set()
+
+    def submit(
+        self, fn: Callable[[LoadedModel | None, threading.Event], T], lane: str | None = None
+    ) -> tuple[concurrent.futures.Future[T], threading.Event]:
+        """Queue `fn(model, cancel)`. A job in a `lane` cancels the previous job of that lane."""
+        cancel = threading.Event()
+        with self._lock:
+            if lane is not None:
+                old = self._latest.get(lane)
+                if old is not None:
+                    old.set()
+                self._latest[lane] = cancel
+            self._all.add(cancel)
+
+        def run() -> T:
+            try:
+                if cancel.is_set():
+                    raise Cancelled
+                return fn(self.model, cancel)
+            finally:
+                with self._lock:
+                    self._all.discard(cancel)
+                    if lane is not None and self._latest.get(lane) is cancel:
+                        del self._latest[lane]
+
+        return self._pool.submit(run), cancel
+
+    def set_model(self, model: LoadedModel | None) -> None:
+        """Swap the model (call on the worker thread); the old one is freed."""
+        old, self.model = self.model, model
+        if old is not None and old is not model:
+            old.close()
+
+    def cancel_all(self) -> None:
+        with self._lock:
+            for ev in self._all:
+                ev.set()
+
+    def shutdown(self) -> None:
+        """Stop promptly: running generations stop at their next token, queued jobs are dropped."""
+        self.cancel_all()
+        self._pool.shutdown(wait=False, cancel_futures=True)

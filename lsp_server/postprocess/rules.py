@@ -1,0 +1,138 @@
+"""Turning raw FIM output into a suggestion a user can accept with Tab.
+
+Each rule is a small pure function of (text, situation) so it can be pinned by unit tests,
+including the cases where it must not fire. `finish` applies them in order and logs (debug) which
+rule dropped or changed a suggestion.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+BLOCK_OPENERS = (":", "{", "(", "[", "=>", "->", " do", " then")
+
+
+@dataclass(frozen=True)
+class Situation:
+    """What surrounds the cursor, as the rules need it."""
+
+    line_prefix: str  # text of the cursor line before the cursor
+    line_suffix: str  # text of the cursor line after the cursor (no newline)
+    suffix: str  # everything after the cursor, as the model saw it
+
+    @property
+    def multiline(self) -> bool:
+        """Finish the line when text follows the cursor; offer a block at an empty/opened line."""
+        if self.line_suffix.strip() and self.line_suffix.strip() not in (")", "]", "}", "):"):
+            return False
+        head = self.line_prefix.rstrip()
+        return not head or head.endswith(BLOCK_OPENERS) or not self.line_prefix.strip()
+
+    @property
+    def indent(self) -> str:
+        return self.line_prefix[: len(self.line_prefix) - len(self.line_prefix.lstrip())]
+
+
+def _indent_width(line: str) -> int:
+    return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())
+
+
+def single_line(text: str, sit: Situation) -> str:
+    """Keep only the first line when the cursor is inside a line."""
+    return text.split("\n", 1)[0] if not sit.multiline else text
+
+
+def indentation_scope(text: str, sit: Situation) -> str:
+    """Cut where a later line dedents below the block the cursor is in (the model wandered off)."""
+    lines = text.split("\n")
+    if len(lines) <= 1:
+        return text
+    head = sit.line_prefix
+    continuation = ("else", "elif", "except", "finally", "}", ")", "]", "case", "catch")
+    if head.strip():
+        floor = _indent_width(head)
+        if head.rstrip().endswith(BLOCK_OPENERS):
+            floor += 1  # a block was opened: its body is deeper than the opener line
+    else:  # cursor in leading whitespace: the block is where the first generated line sits
+        floor = len(head.expandtabs(4)) + _indent_width(lines[0])
+    kept = [lines[0]]
+    blank_run = 0
+    for line in lines[1:]:
+        if line.strip() and _indent_width(line) < floor:
+            if not (_indent_width(line) == floor - 1 and line.strip().startswith(continuation)):
+                break
+        blank_run = blank_run + 1 if not line.strip() else 0
+        if blank_run >= 2:  # two blank lines: the model moved on to the next top-level thing
+            break
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def suffix_overlap(text: str, sit: Situation) -> str:
+    """Drop the tail that re-types what already follows the cursor."""
+    suffix = sit.suffix
+    if not text or not suffix.strip():
+        return text
+    # Whole lines the model repeated from the start of the suffix.
+    lines = text.split("\n")
+    following = [ln for ln in suffix.split("\n") if ln.strip()][:8]
+    for i in range(1, len(lines)):
+        rest = [ln for ln in lines[i:] if ln.strip()]
+        if rest and len(rest) <= len(following) and all(
+            a.strip() == b.strip() for a, b in zip(rest, following, strict=False)
+        ):
+            return "\n".join(lines[:i])
+    # The end of the line equal to the start of the text after the cursor on this line.
+    tail = sit.line_suffix.rstrip()
+    if tail:
+        first = lines[0]
+        for n in range(len(tail), 0, -1):
+            if first.endswith(tail[:n]) and len(lines) == 1:
+                return first[: len(first) - n]
+    return text
+
+
+def trim_trailing(text: str, sit: Situation) -> str:
+    """Trailing blank lines and spaces are never what the user wants to accept."""
+    return "\n".join(line.rstrip() for line in text.rstrip().split("\n"))
+
+
+def repetition(text: str, sit: Situation) -> str:
+    """Cut a loop: the same non-trivial line three times in a row is a degenerate decode."""
+    lines = text.split("\n")
+    for i in range(2, len(lines)):
+        if lines[i].strip() and lines[i] == lines[i - 1] == lines[i - 2]:
+            return "\n".join(lines[: i - 1])
+    return text
+
+
+RULES = (single_line, indentation_scope, repetition, suffix_overlap, trim_trailing)
+
+
+def finish(raw: str, sit: Situation) -> str:
+    """Apply every rule; '' means no suggestion."""
+    text = raw
+    for rule in RULES:
+        new = rule(text, sit)
+        if new != text:
+            log.debug("postprocess %s: %r -> %r", rule.__name__, text, new)
+        text = new
+    if not text.strip():
+        log.debug("postprocess: empty suggestion dropped (raw %r)", raw)
+        return ""
+    if sit.suffix.startswith(text):
+        log.debug("postprocess: suggestion equals the text after the cursor, dropped")
+        return ""
+    return text
+
+
+def should_stop(text: str, sit: Situation) -> bool:
+    """Early stop during generation: the suggestion is already as long as `finish` would keep."""
+    if not sit.multiline:
+        return "\n" in text
+    if text.count("\n") < 2:
+        return False
+    return indentation_scope(text, sit).count("\n") < text.count("\n") - 1

@@ -1,0 +1,230 @@
+"""The LSP face of starcoder-lsp: params in, results out, nothing else.
+
+Handlers convert LSP positions and settings, then call the `Assistant`; the pipeline itself lives in
+`lsp_server.service`. Every request answers promptly: before the model is ready, or on any failure,
+an inline completion answers with no items (never blocks, never errors) and the status says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from lsp_server import __version__, defaults
+from lsp_server.service import Assistant, CompletionRequest, Suggestion
+from lsp_server.settings import Settings, merge
+
+log = logging.getLogger(__name__)
+
+STATUS_METHOD = "starcoder/status"
+
+
+class StarcoderServer(LanguageServer):
+    """Holds the assistant, the settings and references to background tasks."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(defaults.SERVER_NAME, __version__)
+        self.cli_settings = settings
+        self.assistant = Assistant(settings, self.send_status)
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.last_status: dict[str, str] = {}
+
+    # --- plumbing ---------------------------------------------------------------------------------
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        """Run `coro` in the background, keep a reference, and log (not lose) its exception."""
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self.tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                log.error("background task failed", exc_info=t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    def send_status(self, state: str, model: str, message: str) -> None:
+        self.last_status = {"state": state, "model": model, "message": message}
+        try:
+            self.protocol.notify(STATUS_METHOD, self.last_status)
+            if state == "error":
+                self.window_show_message(
+                    types.ShowMessageParams(types.MessageType.Error, f"starcoder-lsp: {message}")
+                )
+        except Exception:  # no client connected yet (e.g. in-process use)
+            log.debug("status not sent", exc_info=True)
+
+    def show_problems(self, problems: list[str]) -> None:
+        for text in problems:
+            log.warning("%s", text)
+            self.window_show_message(
+                types.ShowMessageParams(types.MessageType.Warning, f"starcoder-lsp: {text}")
+            )
+
+    def supports_progress(self) -> bool:
+        window = self.client_capabilities.window
+        return bool(window and window.work_done_progress)
+
+    def supports_configuration(self) -> bool:
+        ws = self.client_capabilities.workspace
+        return bool(ws and ws.configuration)
+
+    async def pull_configuration(self) -> Any:
+        """The `starcoder` section from the client, or None (kept off the completion path)."""
+        if not self.supports_configuration():
+            return None
+        try:
+            result = await asyncio.wait_for(
+                self.workspace_configuration_async(types.ConfigurationParams(
+                    items=[types.ConfigurationItem(section=defaults.SETTINGS_SECTION)])),
+                timeout=defaults.CLIENT_REQUEST_TIMEOUT_S,
+            )
+        except Exception:
+            log.warning("workspace/configuration failed; keeping current settings", exc_info=True)
+            return None
+        return result[0] if result else None
+
+    async def load_with_progress(self) -> None:
+        """Load the model, with `$/progress` when the client supports it."""
+        token: str | None = None
+        if self.supports_progress():
+            token = f"starcoder-load-{uuid.uuid4().hex[:8]}"
+            try:
+                await asyncio.wait_for(self.work_done_progress.create_async(token),
+                                       timeout=defaults.CLIENT_REQUEST_TIMEOUT_S)
+                self.work_done_progress.begin(token, types.WorkDoneProgressBegin(
+                    title="starcoder-lsp", message=f"Loading {self.assistant.settings.model}",
+                    cancellable=False))
+            except Exception:
+                log.debug("progress not available", exc_info=True)
+                token = None
+        try:
+            await self.assistant.load()
+        finally:
+            if token is not None:
+                self.work_done_progress.end(token, types.WorkDoneProgressEnd(
+                    message=self.assistant.state))
+
+
+def _request(ls: StarcoderServer, uri: str, position: types.Position) -> CompletionRequest | None:
+    doc = ls.workspace.get_text_document(uri)
+    source = doc.source
+    if len(source) > defaults.MAX_DOCUMENT_BYTES:
+        log.info("%s is larger than %d bytes: no completion", uri, defaults.MAX_DOCUMENT_BYTES)
+        return None
+    lines = doc.lines
+    if not lines:
+        lines = ("",)
+    line = min(max(position.line, 0), len(lines) - 1)
+    pos = doc.position_from_client_units(types.Position(line, max(position.character, 0)))
+    return CompletionRequest(lines, pos.line, pos.character, uri, doc.language_id or "")
+
+
+async def _suggest(ls: StarcoderServer, uri: str, position: types.Position) -> Suggestion | None:
+    req = _request(ls, uri, position)
+    if req is None:
+        return None
+    try:
+        return await ls.assistant.complete(req)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("completion failed")
+        return None
+
+
+def create_server(settings: Settings | None = None) -> StarcoderServer:
+    """Build the server and wire every handler (the only place that knows pygls features)."""
+    server = StarcoderServer(settings or Settings())
+
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: StarcoderServer, params: types.InitializeParams) -> None:
+        settings, problems = merge(ls.cli_settings, params.initialization_options)
+        ls.assistant.settings = settings
+        ls.show_problems(problems)
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: StarcoderServer, params: types.InitializedParams) -> None:
+        ls.send_status("loading", ls.assistant.settings.model, "starting")
+
+        async def start() -> None:
+            raw = await ls.pull_configuration()
+            settings, problems = merge(ls.assistant.settings, raw)
+            ls.show_problems(problems)
+            ls.assistant.settings = settings
+            if not settings.enable:
+                await ls.assistant.apply_settings(settings)
+                return
+            await ls.load_with_progress()
+
+        ls.spawn(start())
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(
+        ls: StarcoderServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        async def update() -> None:
+            raw = params.settings
+            has_section = isinstance(raw, dict) and isinstance(raw.get(defaults.SETTINGS_SECTION),
+                                                               dict)
+            if not has_section:
+                raw = await ls.pull_configuration()
+            settings, problems = merge(ls.assistant.settings, raw)
+            ls.show_problems(problems)
+            await ls.assistant.apply_settings(settings)
+
+        ls.spawn(update())
+
+    @server.feature(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions()
+    )
+    async def inline_completion(
+        ls: StarcoderServer, params: types.InlineCompletionParams
+    ) -> types.InlineCompletionList:
+        suggestion = await _suggest(ls, params.text_document.uri, params.position)
+        if suggestion is None or not suggestion.text:
+            return types.InlineCompletionList(items=[])
+        pos = params.position
+        item = types.InlineCompletionItem(
+            insert_text=suggestion.text, range=types.Range(pos, pos)
+        )
+        return types.InlineCompletionList(items=[item])
+
+    @server.feature(
+        types.TEXT_DOCUMENT_COMPLETION,
+        types.CompletionOptions(trigger_characters=[], resolve_provider=False),
+    )
+    async def completion(
+        ls: StarcoderServer, params: types.CompletionParams
+    ) -> types.CompletionList:
+        """Fallback for clients without inline completion: one item carrying the suggestion."""
+        suggestion = await _suggest(ls, params.text_document.uri, params.position)
+        if suggestion is None or not suggestion.text:
+            return types.CompletionList(is_incomplete=True, items=[])
+        pos = params.position
+        text = suggestion.text
+        first = text.strip().split("\n", 1)[0]
+        item = types.CompletionItem(
+            label=first[:60] + ("…" if len(first) > 60 or "\n" in text.strip() else ""),
+            kind=types.CompletionItemKind.Text,
+            detail="starcoder-lsp",
+            documentation=types.MarkupContent(types.MarkupKind.Markdown, f"```\n{text}\n```"),
+            insert_text_format=types.InsertTextFormat.PlainText,
+            text_edit=types.TextEdit(range=types.Range(pos, pos), new_text=text),
+            sort_text="0",
+            filter_text="",
+        )
+        return types.CompletionList(is_incomplete=True, items=[item])
+
+    @server.feature(types.SHUTDOWN)
+    def shutdown(ls: StarcoderServer, params: Any) -> None:
+        ls.assistant.shutdown()
+        for task in list(ls.tasks):
+            task.cancel()
+
+    return server

@@ -1,0 +1,237 @@
+"""The completion pipeline behind the protocol: context -> prompt -> engine -> postprocess.
+
+Owns the model's lifecycle state (loading / ready / error / disabled) and reports every change
+through one callback, so the LSP server and the CLI share exactly the same behaviour. Everything
+that touches the model runs as a job on the single engine worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lsp_server.context.window import LineTokenCache, Window, build_window
+from lsp_server.engine.generate import Cancelled, Generation, generate
+from lsp_server.engine.model import LoadedModel, LoadOptions, ModelError, load_model
+from lsp_server.engine.worker import Worker
+from lsp_server.models import store
+from lsp_server.models.catalog import Catalog, CatalogError, ModelSpec, load_catalog
+from lsp_server.postprocess.rules import Situation, finish, should_stop
+from lsp_server.prompt.fim import TEMPLATE_OVERHEAD_TOKENS, Prompt, build_prompt
+from lsp_server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# (state, model, message) -> None; state is one of DESIGN.md's starcoder/status states.
+StatusCallback = Callable[[str, str, str], None]
+# Fault-injection hook for tests: seconds to stall every model load (requests must not wait).
+LOAD_DELAY_ENV = "STARCODER_LSP_TEST_LOAD_DELAY_S"
+
+
+@dataclass
+class Suggestion:
+    """What to insert at the cursor, and how it was made (for logs, the CLI and benchmarks)."""
+
+    text: str
+    raw: str
+    window: Window
+    prompt_tokens: int
+    generation: Generation
+
+
+@dataclass
+class CompletionRequest:
+    lines: Sequence[str]  # document lines with their endings
+    line: int  # 0-based
+    column: int  # code points
+    uri: str = ""
+    language: str = ""
+
+
+@dataclass
+class _State:
+    state: str = "loading"
+    model: str = ""
+    message: str = ""
+    spec: ModelSpec | None = None
+    line_tokens: LineTokenCache | None = None
+    loaded_settings: tuple[object, ...] = field(default_factory=tuple)
+
+
+class Assistant:
+    """The model-backed features, independent of LSP."""
+
+    def __init__(self, settings: Settings, on_status: StatusCallback | None = None) -> None:
+        self.settings = settings
+        self.worker = Worker()
+        self._on_status = on_status or (lambda s, m, msg: None)
+        self._st = _State(model=settings.model)
+        self._load_lock = asyncio.Lock()
+
+    # --- state ------------------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        return self._st.state
+
+    @property
+    def message(self) -> str:
+        return self._st.message
+
+    @property
+    def ready(self) -> bool:
+        return self._st.state == "ready"
+
+    def _set(self, state: str, message: str = "") -> None:
+        if (state, message) == (self._st.state, self._st.message):
+            return
+        self._st.state, self._st.message = state, message
+        log.info("status %s: %s %s", state, self._st.model, message)
+        self._on_status(state, self._st.model, message)
+
+    # --- loading ----------------------------------------------------------------------------------
+    def catalog(self) -> Catalog:
+        return load_catalog(models_file=self.settings.models_file)
+
+    def _load_key(self) -> tuple[object, ...]:
+        s = self.settings
+        return (s.model, s.models_file, s.context_tokens, s.threads, s.n_gpu_layers)
+
+    async def apply_settings(self, settings: Settings) -> None:
+        """Adopt new settings; reload the model only when a setting that shapes it changed."""
+        self.settings = settings
+        if not settings.enable:
+            self._set("disabled", "completions are turned off (starcoder.enable)")
+            return
+        if self._load_key() != self._st.loaded_settings or self._st.state in ("error", "disabled"):
+            await self.load()
+
+    async def load(self) -> None:
+        """Resolve, verify and load the configured model on the worker; never raises."""
+        async with self._load_lock:
+            key = self._load_key()
+            self._st.model = self.settings.model
+            self._set("loading", f"loading {self.settings.model}")
+            try:
+                spec = self.catalog().resolve(self.settings.model)
+                spec.require_fim()
+                path = await asyncio.to_thread(self._local_file, spec)
+                n_ctx = min(self.settings.context_tokens, spec.context_length or 1 << 30)
+                options = LoadOptions(n_ctx=n_ctx, n_threads=self.settings.threads,
+                                      n_gpu_layers=self.settings.n_gpu_layers)
+
+                def job(_: LoadedModel | None, __: threading.Event) -> LoadedModel:
+                    time.sleep(float(os.environ.get(LOAD_DELAY_ENV, "0") or 0))
+                    self.worker.set_model(None)  # free the old weights before mapping new ones
+                    t0 = time.perf_counter()
+                    model = load_model(path, spec.family, options, spec.name)
+                    log.info("loaded %s in %.2f s (n_ctx %d, %d threads, gpu layers %d)", spec.name,
+                             time.perf_counter() - t0, n_ctx, options.n_threads, model.gpu_layers)
+                    self.worker.set_model(model)
+                    return model
+
+                fut, _ = self.worker.submit(job)
+                model = await asyncio.wrap_future(fut)
+            except (CatalogError, ModelError, store.PullError) as exc:
+                self._st.loaded_settings = key
+                self._set("error", str(exc))
+                return
+            except Exception as exc:  # a bug or an unexpected llama.cpp failure: report, stay up
+                log.exception("model load failed")
+                self._st.loaded_settings = key
+                self._set("error", f"could not load {self.settings.model}: {exc}")
+                return
+            self._st.spec = spec
+            self._st.line_tokens = LineTokenCache(model.count)
+            self._st.loaded_settings = key
+            if self.settings.enable:
+                self._set("ready", f"{spec.name} ({spec.family.name})")
+            else:
+                self._set("disabled", "completions are turned off (starcoder.enable)")
+
+    @staticmethod
+    def _local_file(spec: ModelSpec) -> Path:
+        """The verified file, without any download: pulls are explicit (`models pull`)."""
+        if spec.source.kind != "path" and not store.is_present(spec):
+            raise ModelError(
+                f"Model {spec.name} is not downloaded yet. Run `starcoder-lsp models pull "
+                f"{spec.name}` ({spec.source.describe()}), or set starcoder.model to a .gguf path."
+            )
+        return store.verify(spec)
+
+    # --- completion -------------------------------------------------------------------------------
+    def _limits(self, spec: ModelSpec) -> tuple[int, float]:
+        max_tokens = self.settings.max_tokens or spec.max_tokens
+        temperature = (self.settings.temperature if self.settings.temperature is not None
+                       else spec.temperature)
+        return max_tokens, temperature
+
+    def _prompt(self, model: LoadedModel, spec: ModelSpec, req: CompletionRequest,
+                max_tokens: int) -> tuple[Window, Prompt]:
+        count = self._st.line_tokens or LineTokenCache(model.count)
+        budget = model.n_ctx - max_tokens - TEMPLATE_OVERHEAD_TOKENS
+        for _ in range(3):
+            window = build_window(req.lines, req.line, req.column, budget, count)
+            prompt = build_prompt(window.prefix, window.suffix, model.fim, model.tokenize)
+            over = len(prompt.ids) + TEMPLATE_OVERHEAD_TOKENS + max_tokens - model.n_ctx
+            if over <= 0:
+                return window, prompt
+            budget -= over + 16  # per-line counts underestimated the joined text: shrink, retry
+        raise ModelError("could not fit the prompt into the context window")
+
+    def complete_job(self, req: CompletionRequest
+                     ) -> Callable[[LoadedModel | None, threading.Event], Suggestion | None]:
+        """The worker job for one completion (also used directly by tests and benchmarks)."""
+        spec = self._st.spec
+
+        def job(model: LoadedModel | None, cancel: threading.Event) -> Suggestion | None:
+            if model is None or spec is None:
+                return None
+            max_tokens, temperature = self._limits(spec)
+            window, prompt = self._prompt(model, spec, req, max_tokens)
+            line_text = req.lines[req.line] if req.line < len(req.lines) else ""
+            col = min(req.column, len(line_text))
+            sit = Situation(line_text[:col], line_text[col:].rstrip("\r\n"), window.suffix)
+            gen = generate(
+                model, prompt.ids, max_tokens=max_tokens, temperature=temperature,
+                heal=prompt.heal, should_stop=lambda t: should_stop(t, sit), cancel=cancel,
+            )
+            raw = gen.text
+            if prompt.heal:
+                if not raw.startswith(prompt.heal):
+                    log.debug("token healing failed: %r does not start with %r", raw, prompt.heal)
+                    return Suggestion("", raw, window, len(prompt.ids), gen)
+                raw = raw[len(prompt.heal):]
+            text = finish(raw, sit)
+            log.debug(
+                "completion: window lines %d-%d (%d+%d tokens, cut %s/%s), prompt %d tokens, "
+                "evaluated %d, generated %d (%s), %.0f+%.0f ms -> %r",
+                window.start_line, window.end_line, window.prefix_tokens, window.suffix_tokens,
+                window.prefix_cut, window.suffix_cut, len(prompt.ids), gen.evaluated,
+                gen.generated, gen.stop_reason, gen.prompt_ms, gen.generate_ms, text,
+            )
+            return Suggestion(text, raw, window, len(prompt.ids), gen)
+
+        return job
+
+    async def complete(self, req: CompletionRequest) -> Suggestion | None:
+        """A suggestion, or None when not ready, disabled, cancelled or superseded."""
+        if not self.ready or not self.settings.enable:
+            return None
+        fut, cancel = self.worker.submit(self.complete_job(req), lane="complete")
+        try:
+            return await asyncio.wrap_future(fut)
+        except asyncio.CancelledError:
+            cancel.set()  # $/cancelRequest: the worker stops at its next token
+            raise
+        except Cancelled:
+            return None
+
+    def shutdown(self) -> None:
+        self.worker.shutdown()
+
