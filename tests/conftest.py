@@ -70,6 +70,18 @@ class Session:
             await asyncio.sleep(0.02)
         raise AssertionError(f"no status in {states} within {timeout}s; got {self.statuses}")
 
+    async def wait_message(self, kind: types.MessageType, timeout: float = 10.0
+                           ) -> types.ShowMessageParams:
+        """The first window/showMessage of `kind` (they may trail the status notification)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            for m in self.client.messages:
+                if m.type == kind:
+                    return m
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"no {kind} message within {timeout}s; got {self.client.messages}")
+
     def open(self, uri: str, text: str, language: str = "python", version: int = 1) -> None:
         self.client.text_document_did_open(types.DidOpenTextDocumentParams(
             types.TextDocumentItem(uri=uri, language_id=language, version=version, text=text)))

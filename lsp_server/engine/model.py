@@ -115,8 +115,31 @@ def memory_limit() -> int | None:
     return avail
 
 
+def kv_cache_bytes(path: Path, n_ctx: int) -> int:
+    """f16 K+V bytes for `n_ctx` tokens, from the GGUF's shape; a generous constant if unknown."""
+    try:
+        from gguf import GGUFReader
+
+        fields = GGUFReader(str(path)).fields
+
+        def num(key: str) -> int:
+            f = fields[key]
+            return int(f.parts[f.data[0]][0])
+
+        arch = bytes(fields["general.architecture"].parts[
+            fields["general.architecture"].data[0]]).decode()
+        layers = num(f"{arch}.block_count")
+        embd = num(f"{arch}.embedding_length")
+        heads = num(f"{arch}.attention.head_count")
+        kv_heads = num(f"{arch}.attention.head_count_kv") if (
+            f"{arch}.attention.head_count_kv" in fields) else heads
+        return layers * n_ctx * 2 * (embd // heads) * kv_heads * 2
+    except Exception:
+        return n_ctx * defaults.KV_BYTES_PER_TOKEN_ESTIMATE
+
+
 def _check_memory(path: Path, n_ctx: int) -> None:
-    need = path.stat().st_size + n_ctx * defaults.KV_BYTES_PER_TOKEN_ESTIMATE
+    need = path.stat().st_size + kv_cache_bytes(path, n_ctx) + defaults.LOAD_OVERHEAD_BYTES
     have = memory_limit()
     if have is not None and need > have:
         raise ModelError(

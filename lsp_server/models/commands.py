@@ -13,7 +13,13 @@ from typing import Any
 
 from lsp_server import defaults
 from lsp_server.models import store
-from lsp_server.models.catalog import Catalog, CatalogError, ModelSpec, load_catalog
+from lsp_server.models.catalog import (
+    Catalog,
+    CatalogError,
+    ModelSpec,
+    load_catalog,
+    user_catalog_path,
+)
 
 __all__ = ["add_models_parser", "run_models"]
 
@@ -92,6 +98,9 @@ def _list(catalog: Catalog) -> int:
         print("  ".join([*cells, row[-1]]).rstrip())
     print(f"\n* default model. Cache: {store.model_dir()}")
     print("Catalogue files: " + ", ".join(str(p) for p in catalog.files))
+    user = user_catalog_path()
+    if user not in catalog.files:
+        print(f"Your own entries go in {user} (absent)")
     return 0
 
 

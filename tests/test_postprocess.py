@@ -1,0 +1,94 @@
+"""Each post-processing rule, with cases where it must fire and where it must not."""
+
+from __future__ import annotations
+
+from lsp_server.postprocess.rules import (
+    Situation,
+    finish,
+    indentation_scope,
+    repetition,
+    should_stop,
+    single_line,
+    suffix_overlap,
+    trim_trailing,
+)
+
+
+def sit(line_prefix: str, line_suffix: str = "", suffix: str | None = None) -> Situation:
+    return Situation(line_prefix, line_suffix, suffix if suffix is not None else line_suffix)
+
+
+def test_multiline_decision() -> None:
+    assert not sit("x = foo(", "a)").multiline  # text right of the cursor: finish the line
+    assert sit("def f():").multiline  # block opener at the end of the line
+    assert sit("    ").multiline  # empty line
+    assert sit("    x = call(", ")").multiline  # only a closer follows
+    assert not sit("    return x").multiline  # mid-statement at end of line: one line
+
+
+def test_single_line_keeps_first_line_only_when_inside_a_line() -> None:
+    assert single_line("a)\nmore", sit("f(", "")) == "a)\nmore"
+    assert single_line("1, 2\nmore", sit("f(", "z)")) == "1, 2"
+
+
+def test_indentation_scope_cuts_dedent() -> None:
+    text = "total = 0\n    for x in xs:\n        total += x\n    return total\nprint(1)"
+    assert indentation_scope(text, sit("    ")) == "total = 0\n    for x in xs:\n" \
+        "        total += x\n    return total"
+
+
+def test_indentation_scope_keeps_else_after_if_body() -> None:
+    text = "\n        return 1\n    else:\n        return 2\n    y = 3"
+    assert indentation_scope(text, sit("    if x:")) == "\n        return 1\n    else:\n" \
+        "        return 2"
+
+
+def test_indentation_scope_does_not_fire_inside_block() -> None:
+    text = "a = 1\n    b = 2"
+    assert indentation_scope(text, sit("    ")) == text
+
+
+def test_indentation_scope_stops_at_two_blank_lines() -> None:
+    text = "x = 1\n\n\ndef other():\n    pass"
+    assert indentation_scope(text, sit("")) == "x = 1\n"
+
+
+def test_suffix_overlap_removes_repeated_lines() -> None:
+    text = "y = 2\nreturn y"
+    assert suffix_overlap(text, sit("    ", "", "\n    return y\n")) == "y = 2"
+
+
+def test_suffix_overlap_removes_closing_text_on_the_line() -> None:
+    assert suffix_overlap("a, b)", sit("f(", ")", ")\n")) == "a, b"
+
+
+def test_suffix_overlap_does_not_fire_without_overlap() -> None:
+    assert suffix_overlap("a, b", sit("f(", ")", ")\n")) == "a, b"
+    assert suffix_overlap("x = 1\ny = 2", sit("", "", "\nprint(z)\n")) == "x = 1\ny = 2"
+
+
+def test_repetition_cut() -> None:
+    assert repetition("a\nb\nb\nb\nb", sit("")) == "a\nb"
+    assert repetition("a\nb\nb", sit("")) == "a\nb\nb"
+
+
+def test_trim_trailing() -> None:
+    assert trim_trailing("x = 1   \n\n  ", sit("")) == "x = 1"
+    assert trim_trailing("  x", sit("")) == "  x"
+
+
+def test_finish_drops_empty_and_already_present_text() -> None:
+    assert finish("   \n", sit("")) == ""
+    assert finish(")", sit("f(x", ")", ")\n")) == ""
+
+
+def test_should_stop_single_line_at_newline() -> None:
+    s = sit("x = f(", "a)")
+    assert not should_stop("1, ", s)
+    assert should_stop("1, 2\n", s)
+
+
+def test_should_stop_multiline_after_dedent() -> None:
+    s = sit("    ")
+    assert not should_stop("a = 1\n    b = 2\n", s)
+    assert should_stop("a = 1\n    b = 2\nprint(a)\n", s)

@@ -1,0 +1,563 @@
+/**
+ * The VS Code side: starts `starcoder-lsp serve`, drives the status bar from `starcoder/status`,
+ * and adds the commands. Everything decidable without VS Code lives in the pure modules beside this
+ * one (settings, serverCommand, status, models, languages) and is unit-tested there.
+ */
+
+import { execFile, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import {
+  ExecuteCommandRequest,
+  DidChangeConfigurationNotification,
+  LanguageClient,
+  type LanguageClientOptions,
+  type Middleware,
+  ResponseError,
+  RevealOutputChannelOn,
+  type ServerOptions,
+  State,
+  type WorkDoneProgressBegin,
+  type WorkDoneProgressEnd,
+  type WorkDoneProgressReport,
+} from 'vscode-languageclient/node';
+import { isLanguageEnabled, withLanguage } from './languages';
+import { parseModelsTable, lastPercent, type ModelEntry } from './models';
+import { commandLine, resolveServerCommand, type Launcher, type Resolution } from './serverCommand';
+import { SECTION, toServerSettings, type PathContext, type ServerSettings } from './settings';
+import { INITIAL, fixes, reduce, view, type StatusEvent, type StatusParams, type StatusState } from './status';
+
+/** Contract names (DESIGN.md). */
+export const STATUS_NOTIFICATION = 'starcoder/status';
+export const EXPLAIN_COMMAND = 'starcoder.explain';
+const EXPLANATION_SCHEME = 'starcoder-explanation';
+const CLIENT_ID = 'starcoder';
+const DOCUMENT_SELECTOR = [
+  { scheme: 'file' },
+  { scheme: 'untitled' },
+  { scheme: 'vscode-notebook-cell' },
+];
+
+let controller: Controller | undefined;
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  controller = new Controller(context);
+  await controller.activate();
+}
+
+export async function deactivate(): Promise<void> {
+  await controller?.stopClient();
+  controller = undefined;
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    if (!fs.statSync(file).isFile()) return false;
+    if (process.platform !== 'win32') fs.accessSync(file, fs.constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof ResponseError) return `${err.message} (code ${err.code})`;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Where a setting currently lives, so writing it changes the value that is in force. */
+function targetFor(config: vscode.WorkspaceConfiguration, key: string): vscode.ConfigurationTarget {
+  const info = config.inspect(key);
+  if (info?.workspaceFolderValue !== undefined) return vscode.ConfigurationTarget.WorkspaceFolder;
+  if (info?.workspaceValue !== undefined) return vscode.ConfigurationTarget.Workspace;
+  return vscode.ConfigurationTarget.Global;
+}
+
+/** Read-only markdown documents for explanations, shown in the markdown preview. */
+class ExplanationProvider implements vscode.TextDocumentContentProvider {
+  private readonly docs = new Map<string, string>();
+  private readonly emitter = new vscode.EventEmitter<vscode.Uri>();
+  readonly onDidChange = this.emitter.event;
+  private counter = 0;
+
+  provideTextDocumentContent(uri: vscode.Uri): string {
+    return this.docs.get(uri.toString()) ?? '';
+  }
+
+  add(title: string, markdown: string): vscode.Uri {
+    const safe = title.replace(/[\\/:*?"<>|]/g, '_');
+    const uri = vscode.Uri.from({ scheme: EXPLANATION_SCHEME, path: `/${safe}.md`, query: String(++this.counter) });
+    this.docs.set(uri.toString(), markdown);
+    if (this.docs.size > 20) this.docs.delete(this.docs.keys().next().value as string);
+    return uri;
+  }
+}
+
+class Controller {
+  private client: LanguageClient | undefined;
+  private launcher: Launcher | undefined;
+  private state: StatusState = INITIAL;
+  private readonly log: vscode.LogOutputChannel;
+  private readonly item: vscode.StatusBarItem;
+  private readonly explanations = new ExplanationProvider();
+  private starting: Promise<void> | undefined;
+
+  constructor(private readonly context: vscode.ExtensionContext) {
+    this.log = vscode.window.createOutputChannel('StarCoder', { log: true });
+    this.item = vscode.window.createStatusBarItem('starcoder.status', vscode.StatusBarAlignment.Right, 100);
+    this.item.name = 'StarCoder';
+    this.item.command = 'starcoder.showMenu';
+  }
+
+  async activate(): Promise<void> {
+    const c = this.context;
+    c.subscriptions.push(
+      this.log,
+      this.item,
+      vscode.workspace.registerTextDocumentContentProvider(EXPLANATION_SCHEME, this.explanations),
+      vscode.commands.registerCommand('starcoder.explainSelection', () => this.explainSelection()),
+      vscode.commands.registerCommand('starcoder.toggle', () => this.toggle()),
+      vscode.commands.registerCommand('starcoder.toggleLanguage', () => this.toggleLanguage()),
+      vscode.commands.registerCommand('starcoder.selectModel', () => this.selectModel()),
+      vscode.commands.registerCommand('starcoder.restartServer', () => this.restart()),
+      vscode.commands.registerCommand('starcoder.showLog', () => this.log.show(true)),
+      vscode.commands.registerCommand('starcoder.showMenu', () => this.showMenu()),
+      vscode.window.onDidChangeActiveTextEditor(() => this.render()),
+      vscode.workspace.onDidChangeConfiguration((e) => this.onConfigurationChanged(e)),
+      vscode.workspace.onDidGrantWorkspaceTrust(() => void this.restart()),
+      vscode.workspace.onDidChangeWorkspaceFolders(() => {
+        if (this.state.phase === 'missing') void this.restart();
+      }),
+    );
+    this.render();
+    this.item.show();
+    await this.startClient();
+  }
+
+  // --- settings ---------------------------------------------------------------------------------
+  private config(): vscode.WorkspaceConfiguration {
+    return vscode.workspace.getConfiguration(SECTION);
+  }
+
+  private pathContext(): PathContext {
+    return { home: os.homedir(), workspaceFolder: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath };
+  }
+
+  private serverSettings(): ServerSettings {
+    const c = this.config();
+    return toServerSettings((key) => c.get(key), this.pathContext());
+  }
+
+  private resolve(): Resolution {
+    const c = this.config();
+    return resolveServerCommand({
+      serverPath: c.get<string>('server.path'),
+      pythonPath: c.get<string>('server.pythonPath'),
+      workspaceFolders: (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath),
+      envPath: process.env.PATH,
+      platform: process.platform,
+      trusted: vscode.workspace.isTrusted,
+      home: os.homedir(),
+      isExecutable,
+    });
+  }
+
+  private onConfigurationChanged(e: vscode.ConfigurationChangeEvent): void {
+    if (e.affectsConfiguration(`${SECTION}.server`)) {
+      void this.restart();
+      return;
+    }
+    if (!e.affectsConfiguration(SECTION)) return;
+    this.render();
+    const client = this.client;
+    if (client?.state === State.Running) {
+      void client
+        .sendNotification(DidChangeConfigurationNotification.type, { settings: { [SECTION]: this.serverSettings() } })
+        .catch((err: unknown) => this.log.error(`didChangeConfiguration failed: ${errorText(err)}`));
+    }
+  }
+
+  // --- status -----------------------------------------------------------------------------------
+  private dispatch(e: StatusEvent): void {
+    this.state = reduce(this.state, e);
+    this.render();
+  }
+
+  private render(): void {
+    const doc = vscode.window.activeTextEditor?.document;
+    const languageId = doc?.languageId;
+    const languageEnabled = doc ? isLanguageEnabled(this.config().get('enableLanguages'), doc.languageId) : undefined;
+    const v = view(this.state, { languageId, languageEnabled });
+    this.item.text = v.text;
+    this.item.tooltip = v.tooltip;
+    this.item.backgroundColor = v.background ? new vscode.ThemeColor(`statusBarItem.${v.background}Background`) : undefined;
+  }
+
+  // --- client lifecycle -------------------------------------------------------------------------
+  private middleware(): Middleware {
+    return {
+      provideInlineCompletionItems: async (document, position, context, token, next) => {
+        const langs = vscode.workspace.getConfiguration(SECTION, document).get('enableLanguages');
+        if (!isLanguageEnabled(langs, document.languageId)) return null;
+        this.dispatch({ type: 'request', delta: 1 });
+        try {
+          return await next(document, position, context, token);
+        } finally {
+          this.dispatch({ type: 'request', delta: -1 });
+        }
+      },
+      // VS Code has inline completion: keep the server's suggest-widget fallback from running the
+      // model a second time on every keystroke.
+      provideCompletionItem: () => undefined,
+      handleWorkDoneProgress: (token, params, next) => {
+        const p = params as WorkDoneProgressBegin | WorkDoneProgressReport | WorkDoneProgressEnd;
+        this.dispatch({
+          type: 'progress',
+          kind: p.kind,
+          percentage: 'percentage' in p ? p.percentage : undefined,
+          message: p.message ?? ('title' in p ? p.title : undefined),
+        });
+        next(token, params);
+      },
+      workspace: {
+        // Answer the server's pull for `starcoder` with the same object initializationOptions had.
+        configuration: async (params, token, next) => {
+          const result = await next(params, token);
+          if (!Array.isArray(result)) return result;
+          return params.items.map((item, i): unknown => (item.section === SECTION ? this.serverSettings() : result[i]));
+        },
+      },
+      // Also covers the server's "Explain…" code action: show the markdown it returns.
+      executeCommand: async (command, args, next) => {
+        const result: unknown = await next(command, args);
+        if (command === EXPLAIN_COMMAND) await this.showExplanation(result, args);
+        return result;
+      },
+    };
+  }
+
+  private startClient(): Promise<void> {
+    this.starting ??= this.doStart().finally(() => (this.starting = undefined));
+    return this.starting;
+  }
+
+  private async doStart(): Promise<void> {
+    this.dispatch({ type: 'starting' });
+    const resolution = this.resolve();
+    if (!resolution.ok) {
+      this.launcher = undefined;
+      this.log.warn(`${resolution.message} Tried: ${resolution.tried.join(', ')}`);
+      this.dispatch({ type: 'missing', message: resolution.message });
+      void this.offerServerFix(resolution.message);
+      return;
+    }
+    this.launcher = resolution.launcher;
+    const extra = this.config().get<string[]>('server.args') ?? [];
+    const { command, args } = commandLine(resolution.launcher, ['serve'], extra.filter((a) => typeof a === 'string'));
+    this.log.info(`starting ${command} ${args.join(' ')} (found via ${resolution.launcher.source})`);
+    const serverOptions: ServerOptions = { command, args, options: { env: { ...process.env } } };
+    const clientOptions: LanguageClientOptions = {
+      documentSelector: DOCUMENT_SELECTOR,
+      outputChannel: this.log,
+      revealOutputChannelOn: RevealOutputChannelOn.Never,
+      initializationOptions: () => this.serverSettings(),
+      middleware: this.middleware(),
+    };
+    const client = new LanguageClient(CLIENT_ID, 'StarCoder', serverOptions, clientOptions);
+    this.client = client;
+    client.onDidChangeState(({ newState }) => {
+      if (this.client !== client) return;
+      if (newState === State.Running) this.dispatch({ type: 'started' });
+      else if (newState === State.Stopped && this.state.phase !== 'error') this.dispatch({ type: 'stopped' });
+    });
+    client.onNotification(STATUS_NOTIFICATION, (params: StatusParams) => {
+      if (this.client === client) this.dispatch({ type: 'server', params });
+    });
+    try {
+      await client.start();
+    } catch (err) {
+      const message = `starcoder-lsp failed to start: ${errorText(err)}`;
+      this.log.error(message);
+      this.dispatch({ type: 'failed', message });
+      void vscode.window.showErrorMessage(message, 'Show Log', 'Choose Executable…').then((pick) => {
+        if (pick === 'Show Log') this.log.show(true);
+        else if (pick === 'Choose Executable…') void this.chooseServer();
+      });
+    }
+  }
+
+  async stopClient(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (!client) return;
+    try {
+      await client.dispose(3000);
+    } catch (err) {
+      this.log.warn(`stopping the server: ${errorText(err)}`);
+    }
+  }
+
+  private async restart(): Promise<void> {
+    await this.starting;
+    await this.stopClient();
+    this.dispatch({ type: 'stopped', message: 'restarting' });
+    await this.startClient();
+  }
+
+  private runningClient(): LanguageClient | undefined {
+    if (this.client?.state === State.Running) return this.client;
+    void vscode.window.showWarningMessage(`StarCoder: the server is not running (${this.state.message || this.state.phase}).`, 'Show Log', 'Restart').then((pick) => {
+      if (pick === 'Show Log') this.log.show(true);
+      else if (pick === 'Restart') void this.restart();
+    });
+    return undefined;
+  }
+
+  // --- fix-its ----------------------------------------------------------------------------------
+  private async offerServerFix(message: string): Promise<void> {
+    const pick = await vscode.window.showErrorMessage(`StarCoder: ${message}`, 'Choose Executable…', 'Open Settings', 'Setup Guide');
+    if (pick === 'Choose Executable…') await this.chooseServer();
+    else if (pick === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', `${SECTION}.server`);
+    else if (pick === 'Setup Guide') await this.openReadme();
+  }
+
+  private async chooseServer(): Promise<void> {
+    const picked = await vscode.window.showOpenDialog({
+      canSelectMany: false,
+      openLabel: 'Use this starcoder-lsp',
+      title: 'Choose the starcoder-lsp executable (e.g. .venv/bin/starcoder-lsp)',
+    });
+    if (!picked?.[0]) return;
+    const c = this.config();
+    await c.update('server.path', picked[0].fsPath, vscode.ConfigurationTarget.Global);
+    // onDidChangeConfiguration restarts the server.
+  }
+
+  private async openReadme(): Promise<void> {
+    const readme = vscode.Uri.joinPath(this.context.extensionUri, 'README.md');
+    await vscode.commands.executeCommand('markdown.showPreview', readme);
+  }
+
+  // --- commands ---------------------------------------------------------------------------------
+  private async toggle(): Promise<void> {
+    const c = this.config();
+    const enable = c.get('enable') === false;
+    await c.update('enable', enable, targetFor(c, 'enable'));
+    vscode.window.setStatusBarMessage(`StarCoder completions ${enable ? 'on' : 'off'}`, 3000);
+  }
+
+  private async toggleLanguage(): Promise<void> {
+    const doc = vscode.window.activeTextEditor?.document;
+    if (!doc) return;
+    const c = this.config();
+    const current = c.get('enableLanguages');
+    const enabled = !isLanguageEnabled(current, doc.languageId);
+    await c.update('enableLanguages', withLanguage(current, doc.languageId, enabled), targetFor(c, 'enableLanguages'));
+    vscode.window.setStatusBarMessage(`StarCoder completions ${enabled ? 'on' : 'off'} for ${doc.languageId}`, 3000);
+  }
+
+  private async showMenu(): Promise<void> {
+    type Item = vscode.QuickPickItem & { run?: () => unknown };
+    const c = this.config();
+    const enabled = c.get('enable') !== false;
+    const doc = vscode.window.activeTextEditor?.document;
+    const items: Item[] = [];
+    for (const fix of fixes(this.state)) {
+      if (fix.kind === 'pull-model') items.push({ label: `$(cloud-download) Download model ${fix.model}`, run: () => this.pullThenUse(fix.model) });
+      if (fix.kind === 'choose-server') {
+        items.push({ label: '$(file-binary) Choose the starcoder-lsp executable…', run: () => this.chooseServer() });
+        items.push({ label: '$(book) Setup guide', run: () => this.openReadme() });
+      }
+    }
+    if (this.state.message) items.unshift({ label: this.state.message, kind: vscode.QuickPickItemKind.Separator });
+    items.push(
+      { label: enabled ? '$(circle-slash) Disable completions' : '$(check) Enable completions', run: () => this.toggle() },
+    );
+    if (doc) {
+      const on = isLanguageEnabled(c.get('enableLanguages'), doc.languageId);
+      items.push({ label: `${on ? '$(circle-slash) Disable' : '$(check) Enable'} completions for ${doc.languageId}`, run: () => this.toggleLanguage() });
+    }
+    items.push(
+      { label: '$(symbol-misc) Select model…', description: this.state.model || undefined, run: () => this.selectModel() },
+      { label: '$(output) Show log', run: () => this.log.show(true) },
+      { label: '$(debug-restart) Restart server', run: () => this.restart() },
+      { label: '$(settings-gear) Open settings', run: () => vscode.commands.executeCommand('workbench.action.openSettings', SECTION) },
+    );
+    const pick = await vscode.window.showQuickPick(items, { title: 'StarCoder', placeHolder: view(this.state).tooltip.split('\n')[0] });
+    await pick?.run?.();
+  }
+
+  private listModels(launcher: Launcher): Promise<ModelEntry[]> {
+    const modelsFile = this.serverSettings().modelsFile;
+    const { command, args } = commandLine(launcher, ['models', 'list'], modelsFile ? ['--models-file', modelsFile] : []);
+    return new Promise((resolve, reject) => {
+      execFile(command, args, { timeout: 60_000, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
+        if (err) {
+          reject(new Error(`${command} ${args.join(' ')} failed: ${stderr.trim() || err.message}`));
+          return;
+        }
+        try {
+          resolve(parseModelsTable(stdout));
+        } catch (e) {
+          reject(e instanceof Error ? e : new Error(String(e)));
+        }
+      });
+    });
+  }
+
+  private async selectModel(): Promise<void> {
+    const launcher = this.launcher ?? (() => {
+      const r = this.resolve();
+      return r.ok ? r.launcher : undefined;
+    })();
+    if (!launcher) {
+      void this.offerServerFix('The starcoder-lsp server was not found, so its model list is not available.');
+      return;
+    }
+    type Item = vscode.QuickPickItem & { entry?: ModelEntry; browse?: boolean };
+    const qp = vscode.window.createQuickPick<Item>();
+    qp.title = 'StarCoder: select model';
+    qp.placeholder = 'Loading the model catalogue…';
+    qp.busy = true;
+    qp.show();
+    const current = this.serverSettings().model;
+    try {
+      const entries = await this.listModels(launcher);
+      const active = current ?? entries.find((e) => e.isDefault)?.name;
+      const items: Item[] = entries
+        .filter((e) => e.fim)
+        .map((e) => ({
+          label: `${e.name === active ? '$(check) ' : ''}${e.name}`,
+          description: [e.family, e.params, e.size, e.isDefault ? 'default' : ''].filter(Boolean).join(' · '),
+          detail: e.downloaded ? '$(pass) downloaded' : `$(cloud-download) not downloaded — ${e.source}`,
+          entry: e,
+        }));
+      items.push({ label: '', kind: vscode.QuickPickItemKind.Separator }, { label: '$(folder-opened) Browse for a .gguf file…', browse: true });
+      qp.items = items;
+      qp.placeholder = active ? `Current: ${active}` : 'Pick a model';
+    } catch (err) {
+      qp.hide();
+      this.log.error(errorText(err));
+      void vscode.window.showErrorMessage(`StarCoder: could not list models: ${errorText(err)}`, 'Show Log').then((p) => {
+        if (p) this.log.show(true);
+      });
+      return;
+    } finally {
+      qp.busy = false;
+    }
+    const picked = await new Promise<Item | undefined>((resolve) => {
+      qp.onDidAccept(() => resolve(qp.selectedItems[0]));
+      qp.onDidHide(() => resolve(undefined));
+    });
+    qp.dispose();
+    if (!picked) return;
+    if (picked.browse) {
+      const file = await vscode.window.showOpenDialog({ canSelectMany: false, filters: { 'GGUF model': ['gguf'] }, openLabel: 'Use this model' });
+      if (file?.[0]) await this.setModel(file[0].fsPath);
+      return;
+    }
+    const entry = picked.entry;
+    if (!entry) return;
+    if (!entry.downloaded) {
+      const choice = await vscode.window.showInformationMessage(
+        `${entry.name} (${entry.size}) is not downloaded yet.`, 'Download and Use', 'Use Anyway');
+      if (choice === 'Download and Use') await this.pullThenUse(entry.name);
+      else if (choice === 'Use Anyway') await this.setModel(entry.name);
+      return;
+    }
+    await this.setModel(entry.name);
+  }
+
+  private async setModel(model: string): Promise<void> {
+    const c = this.config();
+    await c.update('model', model, targetFor(c, 'model'));
+    vscode.window.setStatusBarMessage(`StarCoder model: ${model}`, 3000);
+  }
+
+  private async pullThenUse(model: string): Promise<void> {
+    const launcher = this.launcher;
+    if (!launcher) return;
+    const { command, args } = commandLine(launcher, ['models', 'pull', model]);
+    this.log.info(`running ${command} ${args.join(' ')}`);
+    const ok = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `StarCoder: downloading ${model}`, cancellable: true },
+      (progress, token) => new Promise<boolean>((resolve) => {
+        const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+        let last = 0;
+        let tail = '';
+        token.onCancellationRequested(() => child.kill());
+        child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+          tail = (tail + chunk).slice(-2000);
+          const pct = lastPercent(chunk);
+          if (pct !== undefined && pct > last) {
+            progress.report({ increment: pct - last, message: `${pct}%` });
+            last = pct;
+          }
+        });
+        child.on('error', (err) => {
+          this.log.error(`models pull: ${err.message}`);
+          resolve(false);
+        });
+        child.on('close', (code) => {
+          if (code !== 0 && !token.isCancellationRequested) {
+            const line = tail.split(/[\r\n]+/).map((l) => l.trim()).filter(Boolean).pop() ?? `exit code ${code}`;
+            this.log.error(`models pull ${model}: ${tail}`);
+            void vscode.window.showErrorMessage(`StarCoder: downloading ${model} failed: ${line}`);
+          }
+          resolve(code === 0);
+        });
+      }),
+    );
+    if (!ok) return;
+    const current = this.serverSettings().model;
+    if (current === model) await this.restart(); // same setting: make the server load it now
+    else await this.setModel(model);
+  }
+
+  private async explainSelection(): Promise<void> {
+    const editor = vscode.window.activeTextEditor;
+    if (!editor) {
+      void vscode.window.showInformationMessage('StarCoder: open a file and select the code to explain.');
+      return;
+    }
+    const client = this.runningClient();
+    if (!client) return;
+    const range = editor.selection.isEmpty ? editor.document.lineAt(editor.selection.active.line).range : editor.selection;
+    const args = [client.code2ProtocolConverter.asUri(editor.document.uri), client.code2ProtocolConverter.asRange(range)];
+    let result: unknown;
+    try {
+      result = await vscode.window.withProgress(
+        { location: vscode.ProgressLocation.Notification, title: 'StarCoder: explaining…', cancellable: true },
+        (_, token) => client.sendRequest(ExecuteCommandRequest.type, { command: EXPLAIN_COMMAND, arguments: args }, token),
+      );
+    } catch (err) {
+      if (err instanceof ResponseError && err.code === -32800) return; // cancelled by the user
+      const text = errorText(err);
+      const hint = /unknown command|not found|-32601/i.test(text) ? ' (this starcoder-lsp has no explain command; update it)' : '';
+      void vscode.window.showErrorMessage(`StarCoder: explain failed: ${text}${hint}`);
+      return;
+    }
+    await this.showExplanation(result, args);
+  }
+
+  private async showExplanation(result: unknown, args: unknown[]): Promise<void> {
+    if (typeof result !== 'string' || !result.trim()) {
+      void vscode.window.showInformationMessage('StarCoder: no explanation was produced.');
+      return;
+    }
+    const uriArg = typeof args[0] === 'string' ? args[0] : '';
+    const range = args[1] as { start?: { line?: number }; end?: { line?: number } } | undefined;
+    const base = uriArg ? path.basename(vscode.Uri.parse(uriArg).path) : 'selection';
+    const lines = range?.start?.line !== undefined && range.end?.line !== undefined
+      ? ` lines ${range.start.line + 1}-${range.end.line + 1}` : '';
+    const uri = this.explanations.add(`Explanation of ${base}${lines}`, result);
+    try {
+      await vscode.commands.executeCommand('markdown.showPreviewToSide', uri);
+    } catch {
+      const doc = await vscode.workspace.openTextDocument(uri);
+      await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.Beside, preview: true });
+    }
+  }
+}

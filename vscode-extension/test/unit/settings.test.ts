@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { SERVER_SETTING_KEYS, expandPath, getterFor, looksLikePath, toServerSettings } from '../../src/settings';
+
+const root = path.resolve(__dirname, '../../..');
+interface Prop { default?: unknown; scope?: string; description?: string; markdownDescription?: string; type?: unknown }
+const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+  contributes: { configuration: { properties: Record<string, Prop> }; commands: { command: string }[] };
+};
+const props = pkg.contributes.configuration.properties;
+
+/** What VS Code's getConfiguration('starcoder').get(key) returns with nothing set: the defaults. */
+function defaults(overrides: Record<string, unknown> = {}): (key: string) => unknown {
+  const values: Record<string, unknown> = {};
+  for (const [k, p] of Object.entries(props)) values[k.replace(/^starcoder\./, '')] = p.default;
+  return getterFor({ ...values, ...overrides });
+}
+
+describe('package.json settings', () => {
+  it('contributes every server setting, each with a description and a scope', () => {
+    for (const key of SERVER_SETTING_KEYS) {
+      const p = props[`starcoder.${key}`];
+      assert.ok(p, `starcoder.${key} is contributed`);
+      assert.ok(p.description || p.markdownDescription, `starcoder.${key} has a description`);
+      assert.ok(p.scope, `starcoder.${key} has a scope`);
+    }
+  });
+
+  it('gives every contributed setting a description and a valid scope', () => {
+    const scopes = new Set(['application', 'machine', 'machine-overridable', 'window', 'resource', 'language-overridable']);
+    for (const [key, p] of Object.entries(props)) {
+      assert.ok(p.description || p.markdownDescription, `${key} has a description`);
+      assert.ok(scopes.has(p.scope ?? ''), `${key} has a valid scope (${p.scope})`);
+    }
+  });
+
+  it('keeps program and model paths machine-overridable and per-language enable resource-scoped', () => {
+    for (const key of ['model', 'modelsFile', 'nGpuLayers', 'threads', 'server.path', 'server.pythonPath', 'endpoint', 'apiKeyEnv']) {
+      assert.equal(props[`starcoder.${key}`].scope, 'machine-overridable', key);
+    }
+    assert.equal(props['starcoder.enableLanguages'].scope, 'resource');
+    assert.equal(props['starcoder.contextTokens'].scope, 'window');
+  });
+
+  it('has the trace setting vscode-languageclient reads for client id "starcoder"', () => {
+    assert.deepEqual((props['starcoder.trace.server'] as { enum?: string[] }).enum, ['off', 'messages', 'verbose']);
+  });
+
+  it('does not contribute the server-owned command starcoder.explain (the client registers it)', () => {
+    const ids = pkg.contributes.commands.map((c) => c.command);
+    assert.ok(!ids.includes('starcoder.explain'));
+    for (const id of ['starcoder.explainSelection', 'starcoder.toggle', 'starcoder.selectModel', 'starcoder.restartServer', 'starcoder.showLog']) {
+      assert.ok(ids.includes(id), id);
+    }
+  });
+});
+
+describe('toServerSettings', () => {
+  it('maps the package.json defaults to the server defaults', () => {
+    assert.deepEqual(toServerSettings(defaults()), {
+      model: null,
+      modelsFile: null,
+      nGpuLayers: -1,
+      threads: null,
+      contextTokens: 8192,
+      maxTokens: null,
+      temperature: null,
+      enable: true,
+      idleUnloadMinutes: 0,
+      backend: 'local',
+      endpoint: null,
+      apiKeyEnv: null,
+    });
+  });
+
+  it('always sends exactly the server keys (null resets a cleared setting)', () => {
+    assert.deepEqual(Object.keys(toServerSettings(() => undefined)).sort(), [...SERVER_SETTING_KEYS].sort());
+    const cleared = toServerSettings(() => undefined);
+    assert.equal(cleared.model, null);
+    assert.equal(cleared.enable, true);
+  });
+
+  it('passes user values through', () => {
+    const s = toServerSettings(defaults({
+      model: 'starcoder2-3b', nGpuLayers: 0, threads: 4, contextTokens: 4096, maxTokens: 64,
+      temperature: 0.2, enable: false, idleUnloadMinutes: 15, backend: 'llama-server',
+      endpoint: 'http://127.0.0.1:8080/v1', apiKeyEnv: 'MY_KEY',
+    }));
+    assert.deepEqual(s, {
+      model: 'starcoder2-3b', modelsFile: null, nGpuLayers: 0, threads: 4, contextTokens: 4096,
+      maxTokens: 64, temperature: 0.2, enable: false, idleUnloadMinutes: 15, backend: 'llama-server',
+      endpoint: 'http://127.0.0.1:8080/v1', apiKeyEnv: 'MY_KEY',
+    });
+  });
+
+  it('clamps numbers into the server ranges and rounds integers', () => {
+    const s = toServerSettings(defaults({ contextTokens: 100_000, maxTokens: 0, temperature: 5, nGpuLayers: -7, threads: 2.6 }));
+    assert.equal(s.contextTokens, 8192);
+    assert.equal(s.maxTokens, 1);
+    assert.equal(s.temperature, 2);
+    assert.equal(s.nGpuLayers, -1);
+    assert.equal(s.threads, 3);
+    assert.equal(toServerSettings(defaults({ contextTokens: 10 })).contextTokens, 256);
+  });
+
+  it('turns wrong types, blanks and unknown choices into null (the server default)', () => {
+    const s = toServerSettings(defaults({
+      model: '   ', modelsFile: 42, contextTokens: '4096', temperature: Number.NaN, backend: 'cloud', threads: 0, endpoint: '',
+    }));
+    assert.equal(s.model, null);
+    assert.equal(s.modelsFile, null);
+    assert.equal(s.contextTokens, null);
+    assert.equal(s.temperature, null);
+    assert.equal(s.backend, null);
+    assert.equal(s.threads, null);
+    assert.equal(s.endpoint, null);
+  });
+
+  it('expands ~, ${userHome} and ${workspaceFolder} in model paths, never in model names', () => {
+    const ctx = { home: '/home/ada', workspaceFolder: '/src/proj' };
+    assert.equal(toServerSettings(defaults({ model: '~/models/sc.gguf' }), ctx).model, '/home/ada/models/sc.gguf');
+    assert.equal(toServerSettings(defaults({ model: '${workspaceFolder}/m.gguf' }), ctx).model, '/src/proj/m.gguf');
+    assert.equal(toServerSettings(defaults({ modelsFile: '${userHome}/models.toml' }), ctx).modelsFile, '/home/ada/models.toml');
+    assert.equal(toServerSettings(defaults({ model: ' qwen2.5-coder-0.5b ' }), ctx).model, 'qwen2.5-coder-0.5b');
+  });
+
+  it('recognises paths', () => {
+    assert.ok(looksLikePath('/a/b.gguf'));
+    assert.ok(looksLikePath('C:\\m\\b.gguf'));
+    assert.ok(looksLikePath('model.GGUF'));
+    assert.ok(!looksLikePath('starcoder2-3b'));
+    assert.equal(expandPath('~', { home: '/h' }), '/h');
+    assert.equal(expandPath('~user/x', { home: '/h' }), '~user/x');
+  });
+});
