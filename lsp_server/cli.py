@@ -122,7 +122,7 @@ def _complete(args: argparse.Namespace) -> int:
         req = CompletionRequest(lines, line, col, path.resolve().as_uri())
         s = await assistant.complete(req)
         if args.json:
-            out = {"text": s.text if s else "", "raw": s.raw if s else ""}
+            out: dict[str, object] = {"text": s.text if s else "", "raw": s.raw if s else ""}
             if s:
                 g = s.generation
                 out.update(prompt_tokens=s.prompt_tokens, evaluated=g.evaluated,

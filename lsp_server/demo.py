@@ -120,6 +120,7 @@ async def _drive(model: str, workdir: Path, extra: list[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lsp_server.models import store
     from lsp_server.models.catalog import CatalogError, load_catalog
     from lsp_server.models.commands import pull_with_progress
 
@@ -130,8 +131,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"starcoder-lsp: {exc}", file=sys.stderr)
         return 1
     print(f"model: {spec.name} ({spec.source.describe()})", file=sys.stderr)
-    path = pull_with_progress(spec)
-    if path is None:
+    try:
+        pull_with_progress(spec)
+    except store.PullError as exc:
+        print(f"starcoder-lsp: {exc}", file=sys.stderr)
         return 1
     extra: list[str] = []
     if args.models_file:

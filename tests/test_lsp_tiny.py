@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
 from lsprotocol import types
 
 from tests.conftest import capabilities, lsp_session

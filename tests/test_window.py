@@ -57,7 +57,7 @@ def test_start_line_stays_put_while_typing() -> None:
     line = 1500
     starts = set()
     for n in range(50):
-        typed = lines[:line] + ["    value = compute(" + "a" * n + "\n"] + lines[line + 1 :]
+        typed = [*lines[:line], "    value = compute(" + "a" * n + "\n", *lines[line + 1:]]
         w = build_window(typed, line, 20 + n, 2000, count)
         starts.add(w.start_line)
         assert w.start_line % defaults.WINDOW_LINE_STEP == 0

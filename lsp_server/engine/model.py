@@ -117,22 +117,15 @@ def memory_limit() -> int | None:
 
 def kv_cache_bytes(path: Path, n_ctx: int) -> int:
     """f16 K+V bytes for `n_ctx` tokens, from the GGUF's shape; a generous constant if unknown."""
+    from lsp_server.models.catalog import read_gguf_info
+
     try:
-        from gguf import GGUFReader
-
-        fields = GGUFReader(str(path)).fields
-
-        def num(key: str) -> int:
-            f = fields[key]
-            return int(f.parts[f.data[0]][0])
-
-        arch = bytes(fields["general.architecture"].parts[
-            fields["general.architecture"].data[0]]).decode()
-        layers = num(f"{arch}.block_count")
-        embd = num(f"{arch}.embedding_length")
-        heads = num(f"{arch}.attention.head_count")
-        kv_heads = num(f"{arch}.attention.head_count_kv") if (
-            f"{arch}.attention.head_count_kv" in fields) else heads
+        info = read_gguf_info(path)
+        arch, meta = info.architecture, info.scalars
+        layers = int(meta[f"{arch}.block_count"])  # type: ignore[call-overload]
+        embd = int(meta[f"{arch}.embedding_length"])  # type: ignore[call-overload]
+        heads = int(meta[f"{arch}.attention.head_count"])  # type: ignore[call-overload]
+        kv_heads = int(meta.get(f"{arch}.attention.head_count_kv", heads))  # type: ignore[call-overload]
         return layers * n_ctx * 2 * (embd // heads) * kv_heads * 2
     except Exception:
         return n_ctx * defaults.KV_BYTES_PER_TOKEN_ESTIMATE
@@ -154,7 +147,7 @@ def _piece(vocab: Any, tid: int) -> bytes:
 
     buf = ctypes.create_string_buffer(256)
     n = llama_cpp.llama_token_to_piece(vocab, tid, buf, len(buf), 0, False)
-    return bytes(buf[: max(0, n)])
+    return buf.raw[: max(0, n)]
 
 
 def _single_token(llm: Llama, text: str | None) -> int | None:
@@ -212,8 +205,8 @@ def load_model(path: Path, family: Family, options: LoadOptions, name: str = "")
     _check_file(path)
     _check_memory(path, options.n_ctx)
     try:
-        from llama_cpp import Llama
         import llama_cpp
+        from llama_cpp import Llama
     except ImportError as exc:  # pragma: no cover - the package is a hard dependency
         raise ModelError(f"llama-cpp-python is not installed: {exc}") from exc
     gpu_layers = options.n_gpu_layers
@@ -266,12 +259,9 @@ def _explain_load_failure(path: Path, name: str, exc: Exception) -> ModelError:
 
 def _gguf_architecture(path: Path) -> str | None:
     """general.architecture from the GGUF header, for error messages only."""
-    try:
-        from gguf import GGUFReader
+    from lsp_server.models.catalog import read_gguf_info
 
-        field_ = GGUFReader(str(path)).fields.get("general.architecture")
-        if field_ is None:
-            return None
-        return bytes(field_.parts[field_.data[0]]).decode("utf-8", "replace")
+    try:
+        return read_gguf_info(path).architecture
     except Exception:
         return None

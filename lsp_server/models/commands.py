@@ -112,13 +112,17 @@ def _status(spec: ModelSpec) -> str:
     return "missing" if spec.source.kind == "path" else "-"
 
 
-def _pull(spec: ModelSpec) -> int:
+def pull_with_progress(spec: ModelSpec) -> Path:
+    """`store.ensure` with a progress bar on stderr (shared by `models pull` and `demo`)."""
     if spec.source.kind != "path" and not store.is_present(spec):
         size = f" ({_size(spec.size_bytes)})" if spec.size_bytes else ""
         _info(f"pulling {spec.name}{size} from {spec.source.describe()}")
     with _ProgressBar() as bar:
-        path = store.ensure(spec, bar)
-    print(path)
+        return store.ensure(spec, bar)
+
+
+def _pull(spec: ModelSpec) -> int:
+    print(pull_with_progress(spec))
     return 0
 
 

