@@ -69,3 +69,27 @@ KNOWN_ARCHITECTURES = frozenset(
 )
 # Seconds to wait for a client's answer to a server->client request (configuration, progress).
 CLIENT_REQUEST_TIMEOUT_S = 10.0
+
+# --- cross-file context ---------------------------------------------------------------------------
+# Share of the window budget that snippets from other files may take, and a hard cap: every snippet
+# token is evaluated again whenever the selection changes (~5 ms/token cold on 2 cores).
+SNIPPET_SHARE = 0.25
+SNIPPET_MAX_TOKENS = 2048
+SNIPPET_MAX_COUNT = 8
+# Chunks of other files are this many lines (stride half that): a function or class fits whole.
+SNIPPET_CHUNK_LINES = 24
+# Identifier-overlap (Jaccard) below which a chunk is noise rather than context.
+SNIPPET_MIN_SCORE = 0.04
+# Lines around the cursor whose identifiers form the query.
+SNIPPET_QUERY_LINES_BEFORE = 40
+SNIPPET_QUERY_LINES_AFTER = 8
+# The selection is recomputed only after the cursor moves this far (it heads the prompt: changing
+# it re-evaluates everything after it).
+SNIPPET_REFRESH_LINES = 32
+# Tokens for a snippet's separator and path line, budgeted with its text.
+SNIPPET_OVERHEAD_TOKENS = 16
+# Recently closed buffers stay usable as context for a while (users flip between files).
+RECENT_DOCS_MAX = 20
+RECENT_DOCS_MAX_AGE_S = 30 * 60.0
+# Repository name shown to families trained with repo tokens when the workspace has none.
+DEFAULT_REPO_NAME = "project"

@@ -16,6 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lsp_server import defaults
+from lsp_server.context.languages import comment, language_of
+from lsp_server.context.snippets import Snippet, SnippetSelector, SourceDoc
 from lsp_server.context.window import LineTokenCache, Window, build_window
 from lsp_server.engine.generate import Cancelled, Generation, generate
 from lsp_server.engine.model import LoadedModel, LoadOptions, ModelError, load_model
@@ -23,7 +26,13 @@ from lsp_server.engine.worker import Worker
 from lsp_server.models import store
 from lsp_server.models.catalog import Catalog, CatalogError, ModelSpec, load_catalog
 from lsp_server.postprocess.rules import Situation, finish, should_stop
-from lsp_server.prompt.fim import TEMPLATE_OVERHEAD_TOKENS, Prompt, build_prompt
+from lsp_server.prompt.fim import (
+    TEMPLATE_OVERHEAD_TOKENS,
+    Header,
+    Prompt,
+    build_header,
+    build_prompt,
+)
 from lsp_server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,6 +52,7 @@ class Suggestion:
     window: Window
     prompt_tokens: int
     generation: Generation
+    snippets: list[Snippet] = field(default_factory=list)
 
 
 @dataclass
@@ -52,6 +62,9 @@ class CompletionRequest:
     column: int  # code points
     uri: str = ""
     language: str = ""
+    path: str = ""  # as the model should see it (workspace-relative when possible)
+    others: Sequence[SourceDoc] = ()  # other open / recently closed documents
+    repo: str = defaults.DEFAULT_REPO_NAME
 
 
 @dataclass
@@ -73,6 +86,8 @@ class Assistant:
         self._on_status = on_status or (lambda s, m, msg: None)
         self._st = _State(model=settings.model)
         self._load_lock = asyncio.Lock()
+        self.snippets = SnippetSelector()
+        self._header_cache: tuple[object, Header] | None = None
 
     # --- state ------------------------------------------------------------------------------------
     @property
@@ -171,16 +186,37 @@ class Assistant:
                        else spec.temperature)
         return max_tokens, temperature
 
-    def _prompt(self, model: LoadedModel, spec: ModelSpec, req: CompletionRequest,
-                max_tokens: int) -> tuple[Window, Prompt]:
+    def _header(self, model: LoadedModel, req: CompletionRequest, snippets: list[Snippet]) -> Header:
+        """The cross-file header, re-tokenized only when the snippets or the path change."""
+        key = (id(model), req.path, req.repo, tuple(s.key for s in snippets))
+        if self._header_cache is not None and self._header_cache[0] == key:
+            return self._header_cache[1]
+        language = language_of(req.language, req.path)
+        header = build_header([(s.path, s.text) for s in snippets], req.path or "untitled",
+                              model.fim, model.tokenize, repo=req.repo, comment=comment,
+                              language=language)
+        self._header_cache = (key, header)
+        return header
+
+    def _prompt(self, model: LoadedModel, req: CompletionRequest,
+                max_tokens: int) -> tuple[Window, Prompt, list[Snippet]]:
         count = self._st.line_tokens or LineTokenCache(model.count)
-        budget = model.n_ctx - max_tokens - TEMPLATE_OVERHEAD_TOKENS
+        total = model.n_ctx - max_tokens - TEMPLATE_OVERHEAD_TOKENS
+        share = min(defaults.SNIPPET_MAX_TOKENS, int(total * defaults.SNIPPET_SHARE))
+        snippets = self.snippets.select(req.uri, req.line, req.lines, req.others, share, count)
+        header = self._header(model, req, snippets)
+        header_tokens = len(header.ids) + (count(header.text) if header.text else 0)
+        budget = total - header_tokens
         for _ in range(3):
             window = build_window(req.lines, req.line, req.column, budget, count)
-            prompt = build_prompt(window.prefix, window.suffix, model.fim, model.tokenize)
+            prompt = build_prompt(window.prefix, window.suffix, model.fim, model.tokenize,
+                                  header=header)
             over = len(prompt.ids) + TEMPLATE_OVERHEAD_TOKENS + max_tokens - model.n_ctx
             if over <= 0:
-                return window, prompt
+                log.debug("budget %d: header %d tokens (%d snippets), window %d+%d, max_tokens %d",
+                          total, header_tokens, len(snippets), window.prefix_tokens,
+                          window.suffix_tokens, max_tokens)
+                return window, prompt, snippets
             budget -= over + 16  # per-line counts underestimated the joined text: shrink, retry
         raise ModelError("could not fit the prompt into the context window")
 
@@ -193,7 +229,7 @@ class Assistant:
             if model is None or spec is None:
                 return None
             max_tokens, temperature = self._limits(spec)
-            window, prompt = self._prompt(model, spec, req, max_tokens)
+            window, prompt, snippets = self._prompt(model, req, max_tokens)
             line_text = req.lines[req.line] if req.line < len(req.lines) else ""
             col = min(req.column, len(line_text))
             sit = Situation(line_text[:col], line_text[col:].rstrip("\r\n"), window.suffix)
@@ -205,7 +241,7 @@ class Assistant:
             if prompt.heal:
                 if not raw.startswith(prompt.heal):
                     log.debug("token healing failed: %r does not start with %r", raw, prompt.heal)
-                    return Suggestion("", raw, window, len(prompt.ids), gen)
+                    return Suggestion("", raw, window, len(prompt.ids), gen, snippets)
                 raw = raw[len(prompt.heal):]
             text = finish(raw, sit)
             log.debug(
@@ -215,7 +251,7 @@ class Assistant:
                 window.prefix_cut, window.suffix_cut, len(prompt.ids), gen.evaluated,
                 gen.generated, gen.stop_reason, gen.prompt_ms, gen.generate_ms, text,
             )
-            return Suggestion(text, raw, window, len(prompt.ids), gen)
+            return Suggestion(text, raw, window, len(prompt.ids), gen, snippets)
 
         return job
 

@@ -47,7 +47,7 @@ async def assert_reported(model: str, expect: str, good: Path, env: dict[str, st
         assert await s.inline(URI, 1, 4) == []  # still answering
         n = len(s.statuses)
         s.client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
-            settings={"starcoder": {"model": str(good)}}))
+            settings={"starcoder": {"model": str(good), "threads": 1}}))
         assert (await s.wait_status("ready", "error", after=n))["state"] == "ready"
 
 

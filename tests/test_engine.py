@@ -27,7 +27,7 @@ FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX = 1, 2, 3
 @pytest.fixture(scope="module")
 def tiny(tiny_starcoder: Path) -> LoadedModel:
     family = load_catalog().families["starcoder"]
-    return load_model(tiny_starcoder, family, LoadOptions(n_ctx=2048, n_threads=2), "tiny")
+    return load_model(tiny_starcoder, family, LoadOptions(n_ctx=2048, n_threads=1), "tiny")
 
 
 def test_fim_ids_are_starcoders(tiny: LoadedModel) -> None:
@@ -132,7 +132,7 @@ def test_no_fim_model_is_refused_with_a_clear_error(tmp_path: Path) -> None:
 
 def test_assistant_superseded_request_returns_none(tiny_starcoder: Path) -> None:
     async def run() -> None:
-        a = Assistant(Settings(model=str(tiny_starcoder), max_tokens=1500, context_tokens=2048))
+        a = Assistant(Settings(model=str(tiny_starcoder), max_tokens=1500, context_tokens=2048, threads=1))
         await a.load()
         assert a.ready, a.message
         lines = ["def f(x):\n", "    \n"]

@@ -19,7 +19,7 @@ TEXT = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    \n"
 
 
 async def test_initialize_advertises_inline_and_fallback(preset: str, tiny_starcoder: Path) -> None:
-    async with lsp_session(preset, {"model": str(tiny_starcoder)}) as s:
+    async with lsp_session(preset, {"model": str(tiny_starcoder), "threads": 1}) as s:
         caps = s.result.capabilities
         assert caps.inline_completion_provider is not None
         assert caps.completion_provider is not None
@@ -35,7 +35,7 @@ async def test_initialize_advertises_inline_and_fallback(preset: str, tiny_starc
 
 
 async def test_inline_completion_has_explicit_range(preset: str, tiny_starcoder: Path) -> None:
-    async with lsp_session(preset, {"model": str(tiny_starcoder), "maxTokens": 8}) as s:
+    async with lsp_session(preset, {"model": str(tiny_starcoder), "threads": 1, "maxTokens": 8}) as s:
         await s.wait_status("ready")
         s.open(URI, TEXT)
         # Mid-line, then at the empty indented line: both answer, any items carry a 1-line range.
@@ -48,7 +48,7 @@ async def test_inline_completion_has_explicit_range(preset: str, tiny_starcoder:
 
 async def test_request_before_ready_answers_at_once(preset: str, tiny_starcoder: Path) -> None:
     # A 3-second artificial delay in loading: the request must not wait for it.
-    async with lsp_session(preset, {"model": str(tiny_starcoder)},
+    async with lsp_session(preset, {"model": str(tiny_starcoder), "threads": 1},
                            env={"STARCODER_LSP_TEST_LOAD_DELAY_S": "3"}) as s:
         s.open(URI, TEXT)
         loop = asyncio.get_running_loop()
@@ -61,7 +61,7 @@ async def test_request_before_ready_answers_at_once(preset: str, tiny_starcoder:
 
 
 async def test_incremental_change_and_completion_fallback(preset: str, tiny_starcoder: Path) -> None:
-    async with lsp_session(preset, {"model": str(tiny_starcoder), "maxTokens": 8}) as s:
+    async with lsp_session(preset, {"model": str(tiny_starcoder), "threads": 1, "maxTokens": 8}) as s:
         await s.wait_status("ready")
         s.open(URI, "x = 1\n")
         s.client.text_document_did_change(types.DidChangeTextDocumentParams(
@@ -79,7 +79,7 @@ async def test_incremental_change_and_completion_fallback(preset: str, tiny_star
 
 
 async def test_cancel_request_gets_an_answer(preset: str, tiny_starcoder: Path) -> None:
-    async with lsp_session(preset, {"model": str(tiny_starcoder), "maxTokens": 2000}) as s:
+    async with lsp_session(preset, {"model": str(tiny_starcoder), "threads": 1, "maxTokens": 2000}) as s:
         await s.wait_status("ready")
         s.open(URI, TEXT * 40)
         params = types.InlineCompletionParams(
@@ -104,7 +104,7 @@ async def test_cancel_request_gets_an_answer(preset: str, tiny_starcoder: Path) 
 
 
 async def test_settings_change_disables_and_reenables(preset: str, tiny_starcoder: Path) -> None:
-    async with lsp_session(preset, {"model": str(tiny_starcoder)}) as s:
+    async with lsp_session(preset, {"model": str(tiny_starcoder), "threads": 1}) as s:
         await s.wait_status("ready")
         n = len(s.statuses)
         s.client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
@@ -119,7 +119,7 @@ async def test_settings_change_disables_and_reenables(preset: str, tiny_starcode
 
 
 async def test_invalid_setting_is_reported_not_fatal(preset: str, tiny_starcoder: Path) -> None:
-    async with lsp_session(preset, {"model": str(tiny_starcoder), "contextTokens": "lots",
+    async with lsp_session(preset, {"model": str(tiny_starcoder), "threads": 1, "contextTokens": "lots",
                                     "temperature": -3}) as s:
         assert (await s.wait_status("ready", "error"))["state"] == "ready"
         await s.wait_message(types.MessageType.Warning)
@@ -130,7 +130,7 @@ async def test_invalid_setting_is_reported_not_fatal(preset: str, tiny_starcoder
 
 async def test_shutdown_is_prompt_mid_generation(tiny_starcoder: Path) -> None:
     async with lsp_session("visual-studio-code",
-                           {"model": str(tiny_starcoder), "maxTokens": 4000}) as s:
+                           {"model": str(tiny_starcoder), "threads": 1, "maxTokens": 4000}) as s:
         await s.wait_status("ready")
         s.open(URI, TEXT)
         pending = asyncio.ensure_future(s.inline(URI, 5, 4))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lsp_server.prompt.fim import FimIds, build_prompt, heal_split
+from lsp_server.prompt.fim import FimIds, Header, build_header, build_prompt, heal_split
 
 IDS = FimIds(prefix=1, suffix=3, middle=2, pad=4)
 
@@ -24,7 +24,7 @@ def test_spm_layout_is_bigcode_variant() -> None:
 
 
 def test_header_comes_first_and_is_counted() -> None:
-    p = build_prompt("x", "", IDS, fake_tokenize, header=[7, 8, 9], heal=False)
+    p = build_prompt("x", "", IDS, fake_tokenize, header=Header((7, 8, 9)), heal=False)
     assert p.ids[:3] == [7, 8, 9]
     assert p.header_tokens == 3
 
@@ -58,3 +58,46 @@ def test_marker_text_in_user_code_is_not_special() -> None:
     # The tokenizer is always called on raw text; the only control ids are the template's.
     p = build_prompt("<fim_middle>", "", IDS, fake_tokenize, heal=False)
     assert p.ids.count(2) == 1 and p.ids[-1] == 2
+
+
+def hash_comment(language: str, text: str) -> str:
+    return f"# {text}"
+
+
+REPO_IDS = FimIds(prefix=1, suffix=3, middle=2, repo_name=10, file_sep=11)
+STARCODER_IDS = FimIds(prefix=1, suffix=3, middle=2, filename=5, document_end=(0,))
+SNIPS = [("util.py", "def helper():\n    pass\n")]
+
+
+def test_repo_token_header_layout() -> None:
+    """StarCoder2 / Qwen: [repo] repo\\n ([sep] path\\n text)* [sep] current\\n, then FIM."""
+    h = build_header(SNIPS, "app/main.py", REPO_IDS, fake_tokenize, repo="proj",
+                     comment=hash_comment, language="python")
+    t = fake_tokenize
+    assert list(h.ids) == [10, *t("proj\n"), 11, *t("util.py\ndef helper():\n    pass\n"),
+                           11, *t("app/main.py\n")]
+    assert h.text == ""
+    p = build_prompt("x = ", "", REPO_IDS, t, header=h, heal=False)
+    assert p.ids[: len(h.ids)] == list(h.ids) and p.ids[len(h.ids)] == 1
+
+
+def test_starcoder_filename_header_layout() -> None:
+    """StarCoder: ([filename] path\\n text [eot])* [filename] current\\n, then FIM."""
+    h = build_header(SNIPS, "main.py", STARCODER_IDS, fake_tokenize, repo="proj",
+                     comment=hash_comment, language="python")
+    t = fake_tokenize
+    assert list(h.ids) == [5, *t("util.py\ndef helper():\n    pass\n"), 0, 5, *t("main.py\n")]
+
+
+def test_comment_header_goes_inside_the_prefix() -> None:
+    h = build_header(SNIPS, "main.py", IDS, fake_tokenize, repo="proj", comment=hash_comment,
+                     language="python")
+    assert h.ids == ()
+    assert h.text == "# util.py\ndef helper():\n    pass\n\n# main.py\n"
+    p = build_prompt("x = 1\n", "", IDS, fake_tokenize, header=h, heal=False)
+    assert p.ids[0] == 1 and p.ids[1 : 1 + len(h.text)] == fake_tokenize(h.text)
+
+
+def test_no_snippets_no_comment_header() -> None:
+    assert build_header([], "main.py", IDS, fake_tokenize, repo="p", comment=hash_comment,
+                        language="python").text == ""

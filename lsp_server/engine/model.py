@@ -181,7 +181,8 @@ def resolve_fim_ids(llm: Llama, family: Family, model_name: str) -> FimIds:
     sep = pick(llama_cpp.llama_vocab_fim_sep(vocab), family.file_sep)
     filename = _single_token(llm, family.filename)
     stop = {t for t in (pre, suf, mid, pad, rep, sep, filename) if t is not None}
-    for tid in (llama_cpp.llama_vocab_eos(vocab), llama_cpp.llama_vocab_eot(vocab)):
+    eos = llama_cpp.llama_vocab_eos(vocab)
+    for tid in (eos, llama_cpp.llama_vocab_eot(vocab)):
         if tid >= 0:
             stop.add(tid)
     for text in family.stop:
@@ -190,7 +191,8 @@ def resolve_fim_ids(llm: Llama, family: Family, model_name: str) -> FimIds:
             stop.add(tid)
     n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
     stop.update(t for t in range(n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, t))
-    return FimIds(pre, suf, mid, pad, rep, sep, filename, frozenset(stop))
+    return FimIds(pre, suf, mid, pad, rep, sep, filename, frozenset(stop),
+                  (eos,) if eos >= 0 else ())
 
 
 def gpu_offload_supported() -> bool:

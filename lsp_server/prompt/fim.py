@@ -32,6 +32,7 @@ class FimIds:
     file_sep: int | None = None
     filename: int | None = None
     stop: frozenset[int] = field(default_factory=frozenset)  # end-of-text and family stop tokens
+    document_end: tuple[int, ...] = ()  # end-of-text id that separates training documents
 
 
 @dataclass(frozen=True)
@@ -62,24 +63,74 @@ def heal_split(prefix: str) -> tuple[str, str]:
     return prefix[:i], prefix[i:]
 
 
+@dataclass(frozen=True)
+class Header:
+    """Cross-file context and the current path, in the family's own training format.
+
+    `ids` go before the FIM template (repo/file tokens); `text` goes at the start of the prefix
+    for families without such tokens (a path comment per snippet). Either way it heads the prompt
+    and changes rarely, so the KV cache keeps it.
+    """
+
+    ids: tuple[int, ...] = ()
+    text: str = ""
+
+
+def build_header(
+    snippets: Sequence[tuple[str, str]],
+    current_path: str,
+    ids: FimIds,
+    tokenize: Tokenize,
+    *,
+    repo: str,
+    comment: Callable[[str, str], str],
+    language: str,
+) -> Header:
+    """Format (path, text) snippets and the current path for the model.
+
+    - repo tokens (StarCoder2, Qwen2.5-Coder, as llama.cpp's /infill does):
+      [repo_name] repo\n ([file_sep] path\n text)* [file_sep] current\n
+    - StarCoder's <filename> (documents separated by end-of-text, as in its training data):
+      ([filename] path\n text [eot])* [filename] current\n
+    - otherwise a comment with the path above each snippet, inside the prefix.
+    """
+    if ids.repo_name is not None and ids.file_sep is not None:
+        out = [ids.repo_name, *tokenize(f"{repo}\n")]
+        for path, text in snippets:
+            out += [ids.file_sep, *tokenize(f"{path}\n{text}")]
+        out += [ids.file_sep, *tokenize(f"{current_path}\n")]
+        return Header(tuple(out))
+    if ids.filename is not None:
+        out = []
+        for path, text in snippets:
+            out += [ids.filename, *tokenize(f"{path}\n{text}"), *ids.document_end]
+        out += [ids.filename, *tokenize(f"{current_path}\n")]
+        return Header(tuple(out))
+    if not snippets:
+        return Header()
+    parts = [f"{comment(language, path)}\n{text}\n" for path, text in snippets]
+    return Header(text="".join(parts) + f"{comment(language, current_path)}\n")
+
+
 def build_prompt(
     prefix: str,
     suffix: str,
     ids: FimIds,
     tokenize: Tokenize,
     order: Order = "psm",
-    header: Sequence[int] = (),
+    header: Header | None = None,
     heal: bool = True,
 ) -> Prompt:
-    """Lay out `header` (stable extra context), then the FIM template around prefix and suffix."""
+    """Lay out the header (stable extra context), then the FIM template around prefix and suffix."""
+    header = header or Header()
     kept, healed = heal_split(prefix) if heal else (prefix, "")
-    pre = tokenize(kept)
+    pre = tokenize(header.text) + tokenize(kept)
     suf = tokenize(suffix)
     if order == "spm":
         body = [ids.prefix, ids.suffix, *suf, ids.middle, *pre]
     else:
         body = [ids.prefix, *pre, ids.suffix, *suf, ids.middle]
-    return Prompt([*header, *body], order, healed, len(header))
+    return Prompt([*header.ids, *body], order, healed, len(header.ids))
 
 
 TEMPLATE_OVERHEAD_TOKENS = 4  # the FIM markers plus a possible BOS

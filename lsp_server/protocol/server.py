@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import uuid
 from typing import Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
 
 from lsp_server import __version__, defaults
+from lsp_server.context.snippets import RecentDocuments, SourceDoc
 from lsp_server.service import Assistant, CompletionRequest, Suggestion
 from lsp_server.settings import Settings, merge
 
@@ -24,15 +28,29 @@ log = logging.getLogger(__name__)
 STATUS_METHOD = "starcoder/status"
 
 
+class StarcoderProtocol(LanguageServerProtocol):
+    """pygls' protocol, keeping a closed buffer's text before pygls drops it (cross-file context)."""
+
+    _server: StarcoderServer
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> Any:
+        doc = self.workspace.text_documents.get(params.text_document.uri)
+        if doc is not None and len(doc.source) <= defaults.MAX_DOCUMENT_BYTES:
+            self._server.recent.remember(_source_doc(self._server, doc))
+        yield from super().lsp_text_document__did_close(params)
+
+
 class StarcoderServer(LanguageServer):
     """Holds the assistant, the settings and references to background tasks."""
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__(defaults.SERVER_NAME, __version__)
+        super().__init__(defaults.SERVER_NAME, __version__, protocol_cls=StarcoderProtocol)
         self.cli_settings = settings
         self.assistant = Assistant(settings, self.send_status)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.last_status: dict[str, str] = {}
+        self.recent = RecentDocuments()
 
     # --- plumbing ---------------------------------------------------------------------------------
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
@@ -111,6 +129,19 @@ class StarcoderServer(LanguageServer):
                     message=self.assistant.state))
 
 
+def _display_path(ls: StarcoderServer, uri: str, path: str | None) -> str:
+    """Workspace-relative path for the model (it saw repository paths in training)."""
+    root = ls.workspace.root_path
+    if path and root and os.path.commonpath([root, path]) == root:
+        return os.path.relpath(path, root)
+    return os.path.basename(path) if path else uri.rsplit("/", 1)[-1]
+
+
+def _source_doc(ls: StarcoderServer, doc: Any) -> SourceDoc:
+    return SourceDoc(doc.uri, _display_path(ls, doc.uri, doc.path), doc.source,
+                     doc.language_id or "")
+
+
 def _request(ls: StarcoderServer, uri: str, position: types.Position) -> CompletionRequest | None:
     doc = ls.workspace.get_text_document(uri)
     source = doc.source
@@ -122,7 +153,14 @@ def _request(ls: StarcoderServer, uri: str, position: types.Position) -> Complet
         lines = ("",)
     line = min(max(position.line, 0), len(lines) - 1)
     pos = doc.position_from_client_units(types.Position(line, max(position.character, 0)))
-    return CompletionRequest(lines, pos.line, pos.character, uri, doc.language_id or "")
+    others = [_source_doc(ls, d) for u, d in ls.workspace.text_documents.items()
+              if u != uri and len(d.source) <= defaults.MAX_DOCUMENT_BYTES]
+    open_uris = {d.uri for d in others}
+    others += [d for d in ls.recent.docs() if d.uri not in open_uris and d.uri != uri]
+    root = ls.workspace.root_path
+    repo = os.path.basename(root.rstrip(os.sep)) if root else defaults.DEFAULT_REPO_NAME
+    return CompletionRequest(lines, pos.line, pos.character, uri, doc.language_id or "",
+                             _display_path(ls, uri, doc.path), others, repo or "project")
 
 
 async def _suggest(ls: StarcoderServer, uri: str, position: types.Position) -> Suggestion | None:
@@ -220,6 +258,10 @@ def create_server(settings: Settings | None = None) -> StarcoderServer:
             filter_text="",
         )
         return types.CompletionList(is_incomplete=True, items=[item])
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: StarcoderServer, params: types.DidOpenTextDocumentParams) -> None:
+        ls.recent.forget(params.text_document.uri)
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: StarcoderServer, params: Any) -> None:

@@ -1,0 +1,200 @@
+"""Cross-file context: chunks of other open (and recently closed) buffers, ranked by how many
+identifiers they share with the code around the cursor.
+
+The chosen snippets go *first* in the prompt, so any change to them re-evaluates everything after
+(seconds on a CPU). Hence the selection is sticky: it is recomputed only when the other documents
+change or the cursor moves more than `SNIPPET_REFRESH_LINES` from where it was chosen, and a
+recomputation keeps the snippets that survive in their old order and appends new ones at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from lsp_server import defaults
+
+log = logging.getLogger(__name__)
+
+IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
+# Keywords and ubiquitous names carry no signal about which file is relevant.
+STOPWORDS = frozenset(
+    """and as assert async await break case catch class const continue def default defer del do
+    elif else enum except export extends false final finally fn for from func function global go if
+    impl import in interface internal let lambda match mod mut new nil none not null object of or
+    override package pass private protected pub public raise return self static struct super switch
+    this throw throws trait true try type typeof undefined use val var void while with yield int str
+    bool float string list dict len print println printf range none true false err error args kwargs
+    value result data item items key keys values get set the""".split()
+)
+
+
+@dataclass(frozen=True)
+class SourceDoc:
+    """Another document the user has open or had open recently."""
+
+    uri: str
+    path: str  # as shown to the model: relative to the workspace when possible
+    text: str
+    language: str
+
+
+@dataclass(frozen=True)
+class Snippet:
+    path: str
+    language: str
+    text: str
+    start_line: int
+    score: float
+    tokens: int
+
+    @property
+    def key(self) -> tuple[str, int, str]:
+        return (self.path, self.start_line, self.text)
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    start_line: int
+    text: str
+    idents: frozenset[str]
+
+
+def identifiers(text: str) -> set[str]:
+    return {m for m in IDENTIFIER.findall(text) if m.lower() not in STOPWORDS}
+
+
+def chunk_lines(text: str, size: int = defaults.SNIPPET_CHUNK_LINES) -> list[_Chunk]:
+    """Overlapping line chunks (stride size/2) so a definition is whole in at least one."""
+    lines = text.splitlines(keepends=True)
+    step = max(1, size // 2)
+    chunks = []
+    for start in range(0, max(1, len(lines)), step):
+        part = "".join(lines[start : start + size])
+        if part.strip():
+            if not part.endswith("\n"):
+                part += "\n"
+            chunks.append(_Chunk(start, part, frozenset(identifiers(part))))
+        if start + size >= len(lines):
+            break
+    return chunks
+
+
+class RecentDocuments:
+    """Recently closed buffers, kept for a while: users flip between files."""
+
+    def __init__(self, max_docs: int = defaults.RECENT_DOCS_MAX,
+                 max_age_s: float = defaults.RECENT_DOCS_MAX_AGE_S) -> None:
+        self._docs: OrderedDict[str, tuple[float, SourceDoc]] = OrderedDict()
+        self._max_docs, self._max_age = max_docs, max_age_s
+
+    def remember(self, doc: SourceDoc) -> None:
+        self._docs.pop(doc.uri, None)
+        self._docs[doc.uri] = (time.monotonic(), doc)
+        while len(self._docs) > self._max_docs:
+            self._docs.popitem(last=False)
+
+    def forget(self, uri: str) -> None:
+        self._docs.pop(uri, None)
+
+    def docs(self) -> list[SourceDoc]:
+        now = time.monotonic()
+        for uri in [u for u, (t, _) in self._docs.items() if now - t > self._max_age]:
+            del self._docs[uri]
+        return [d for _, d in self._docs.values()]
+
+
+@dataclass
+class _Selection:
+    signature: tuple[tuple[str, int, int], ...]
+    anchor_line: int
+    budget: int
+    snippets: list[Snippet] = field(default_factory=list)
+
+
+class SnippetSelector:
+    """Chooses snippets for a cursor position, sticky across keystrokes (see module doc)."""
+
+    def __init__(self) -> None:
+        self._chunks: dict[str, tuple[int, list[_Chunk]]] = {}  # uri -> (hash of text, chunks)
+        self._last: dict[str, _Selection] = {}  # current uri -> last selection
+        self._token_counts: dict[str, int] = {}
+
+    def _chunks_of(self, doc: SourceDoc) -> list[_Chunk]:
+        h = hash(doc.text)
+        cached = self._chunks.get(doc.uri)
+        if cached is None or cached[0] != h:
+            cached = (h, chunk_lines(doc.text))
+            self._chunks[doc.uri] = cached
+        return cached[1]
+
+    def select(
+        self,
+        current_uri: str,
+        cursor_line: int,
+        lines: Sequence[str],
+        others: Sequence[SourceDoc],
+        budget: int,
+        count: Callable[[str], int],
+    ) -> list[Snippet]:
+        """Snippets for the prompt, within `budget` tokens (formatting overhead included)."""
+        others = [d for d in others if d.uri != current_uri and d.text.strip()]
+        if budget <= 0 or not others:
+            self._last.pop(current_uri, None)
+            return []
+        signature = tuple(sorted((d.uri, len(d.text), hash(d.text)) for d in others))
+        prev = self._last.get(current_uri)
+        if (prev is not None and prev.signature == signature and prev.budget == budget
+                and abs(cursor_line - prev.anchor_line) < defaults.SNIPPET_REFRESH_LINES):
+            return prev.snippets
+        lo = max(0, cursor_line - defaults.SNIPPET_QUERY_LINES_BEFORE)
+        around = "".join(lines[lo : cursor_line + 1 + defaults.SNIPPET_QUERY_LINES_AFTER])
+        query = identifiers(around)
+        window_lines = {ln.strip() for ln in lines[lo : cursor_line + 64] if ln.strip()}
+        ranked: list[tuple[float, SourceDoc, _Chunk]] = []
+        for doc in others:
+            for ch in self._chunks_of(doc):
+                if not ch.idents or not query:
+                    continue
+                score = len(ch.idents & query) / len(ch.idents | query)
+                if score < defaults.SNIPPET_MIN_SCORE:
+                    continue
+                body = [ln.strip() for ln in ch.text.splitlines() if ln.strip()]
+                if body and sum(ln in window_lines for ln in body) > 0.5 * len(body):
+                    continue  # already visible in the window
+                ranked.append((score, doc, ch))
+        ranked.sort(key=lambda r: (-r[0], r[1].path, r[2].start_line))
+        chosen: list[Snippet] = []
+        used = 0
+        taken: dict[str, list[int]] = {}
+        for score, doc, ch in ranked:
+            starts = taken.setdefault(doc.uri, [])
+            if any(abs(ch.start_line - s) < defaults.SNIPPET_CHUNK_LINES for s in starts):
+                continue  # overlaps a chunk already chosen from this file
+            n = self._count(ch.text, count) + defaults.SNIPPET_OVERHEAD_TOKENS
+            if used + n > budget:
+                continue
+            used += n
+            starts.append(ch.start_line)
+            chosen.append(Snippet(doc.path, doc.language, ch.text, ch.start_line, score, n))
+            if len(chosen) >= defaults.SNIPPET_MAX_COUNT:
+                break
+        if prev is not None:  # survivors keep their old order; newcomers go last
+            old = {s.key: i for i, s in enumerate(prev.snippets)}
+            chosen.sort(key=lambda s: (old.get(s.key, len(old)), -s.score))
+        self._last[current_uri] = _Selection(signature, cursor_line, budget, chosen)
+        log.debug("snippets for %s (line %d, %d tokens of %d): %s", current_uri, cursor_line,
+                  used, budget, [(s.path, s.start_line, round(s.score, 3), s.tokens) for s in chosen])
+        return chosen
+
+    def _count(self, text: str, count: Callable[[str], int]) -> int:
+        n = self._token_counts.get(text)
+        if n is None:
+            if len(self._token_counts) > 10_000:
+                self._token_counts.clear()
+            n = self._token_counts[text] = count(text)
+        return n
