@@ -234,7 +234,7 @@ async def start_server(
     sink = None
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        sink = log_path.open("wb")
+        sink = log_path.open("ab")  # several sessions may share one log
     try:
         await client.start_io(sys.executable, *cmd)
         proc = client._server  # pygls pipes stderr and never reads it

@@ -123,7 +123,7 @@ def _complete(args: argparse.Namespace) -> int:
         s = await assistant.complete(req)
         if args.json:
             out: dict[str, object] = {"text": s.text if s else "", "raw": s.raw if s else ""}
-            if s:
+            if s and s.generation:
                 g = s.generation
                 out.update(prompt_tokens=s.prompt_tokens, evaluated=g.evaluated,
                            generated=g.generated, prompt_ms=round(g.prompt_ms, 1),

@@ -93,3 +93,27 @@ RECENT_DOCS_MAX = 20
 RECENT_DOCS_MAX_AGE_S = 30 * 60.0
 # Repository name shown to families trained with repo tokens when the workspace has none.
 DEFAULT_REPO_NAME = "project"
+
+# --- latency ----------------------------------------------------------------------------------------
+# While the full window is not in the KV cache (just opened, jumped elsewhere), answer from a small
+# window of this many tokens (~1-2 s cold on 2 cores) and warm the full one while the user pauses.
+QUICK_WINDOW_TOKENS = 512
+# A request whose full-window prompt needs more than this many tokens evaluated uses the quick
+# window instead (~1 s of prompt evaluation on 2 cores).
+PROMPT_EVAL_BUDGET_TOKENS = 192
+# KV cells reserved per window for generated tokens (≥ the largest maxTokens).
+MAX_GENERATION_CELLS = 512
+# Suffix reuse (RoPE models): tokens after the edit that are still re-evaluated exactly, so the
+# model sees the cursor boundary correctly; the rest of the suffix is kept from the cache.
+FRESH_HEAD_TOKENS = 16
+# Keeping cached suffix cells is only worth its bookkeeping above this many tokens.
+MIN_REUSE_TOKENS = 32
+# Kept cells may miss at most this many typed/deleted tokens before they are recomputed.
+MAX_STALE_TOKENS = 48
+# After this idle time the stale cells and the full window are re-evaluated in the background.
+REFRESH_IDLE_S = 0.6
+# Background work evaluates in chunks this small, so a keystroke waits at most one chunk.
+REFRESH_CHUNK_TOKENS = 32
+# Generation stops at the next newline once this is exceeded (a slow request still returns lines).
+GENERATION_BUDGET_S = 1.5
+SUGGESTION_CACHE_ENTRIES = 256  # recent cursor states remembered (deleting back answers at once)

@@ -15,12 +15,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from lsp_server import defaults
 from lsp_server.context.languages import comment, language_of
 from lsp_server.context.snippets import Snippet, SnippetSelector, SourceDoc
 from lsp_server.context.window import LineTokenCache, Window, build_window
-from lsp_server.engine.generate import Cancelled, Generation, generate
+from lsp_server.engine.cache import SuggestionCache
+from lsp_server.engine.generate import Cancelled, Generation, cost, generate, prepare
 from lsp_server.engine.model import LoadedModel, LoadOptions, ModelError, load_model
 from lsp_server.engine.worker import Worker
 from lsp_server.models import store
@@ -49,10 +51,12 @@ class Suggestion:
 
     text: str
     raw: str
-    window: Window
+    window: Window | None
     prompt_tokens: int
-    generation: Generation
+    generation: Generation | None
     snippets: list[Snippet] = field(default_factory=list)
+    warm: list[int] | None = None  # full-window prompt to bring into the cache while idle
+    from_cache: bool = False  # typed-ahead or a recently seen state: no model call
 
 
 @dataclass
@@ -65,6 +69,13 @@ class CompletionRequest:
     path: str = ""  # as the model should see it (workspace-relative when possible)
     others: Sequence[SourceDoc] = ()  # other open / recently closed documents
     repo: str = defaults.DEFAULT_REPO_NAME
+
+    def split(self) -> tuple[str, str]:
+        """The whole text before and after the cursor (keys for the suggestion cache)."""
+        line = self.lines[self.line] if self.line < len(self.lines) else ""
+        col = min(self.column, len(line))
+        before = "".join(self.lines[: self.line]) + line[:col]
+        return before, line[col:] + "".join(self.lines[self.line + 1 :])
 
 
 @dataclass
@@ -87,6 +98,8 @@ class Assistant:
         self._st = _State(model=settings.model)
         self._load_lock = asyncio.Lock()
         self.snippets = SnippetSelector()
+        self.cache = SuggestionCache()
+        self._warm_timer: asyncio.TimerHandle | None = None
         self._header_cache: tuple[object, Header] | None = None
 
     # --- state ------------------------------------------------------------------------------------
@@ -198,12 +211,20 @@ class Assistant:
         self._header_cache = (key, header)
         return header
 
-    def _prompt(self, model: LoadedModel, req: CompletionRequest,
-                max_tokens: int) -> tuple[Window, Prompt, list[Snippet]]:
+    def _prompt(self, model: LoadedModel, req: CompletionRequest, max_tokens: int,
+                total: int | None = None) -> tuple[Window, Prompt, list[Snippet]]:
+        """The prompt for `req` within `total` tokens (default: the whole context window).
+
+        A small `total` (the quick window) leaves cross-file snippets out: they head the prompt
+        and the quick window exists to be cheap.
+        """
         count = self._st.line_tokens or LineTokenCache(model.count)
-        total = model.n_ctx - max_tokens - TEMPLATE_OVERHEAD_TOKENS
-        share = min(defaults.SNIPPET_MAX_TOKENS, int(total * defaults.SNIPPET_SHARE))
-        snippets = self.snippets.select(req.uri, req.line, req.lines, req.others, share, count)
+        quick = total is not None
+        total = total or model.n_ctx - max_tokens - TEMPLATE_OVERHEAD_TOKENS
+        snippets: list[Snippet] = []
+        if not quick:
+            share = min(defaults.SNIPPET_MAX_TOKENS, int(total * defaults.SNIPPET_SHARE))
+            snippets = self.snippets.select(req.uri, req.line, req.lines, req.others, share, count)
         header = self._header(model, req, snippets)
         header_tokens = len(header.ids) + (count(header.text) if header.text else 0)
         budget = total - header_tokens
@@ -211,7 +232,7 @@ class Assistant:
             window = build_window(req.lines, req.line, req.column, budget, count)
             prompt = build_prompt(window.prefix, window.suffix, model.fim, model.tokenize,
                                   header=header)
-            over = len(prompt.ids) + TEMPLATE_OVERHEAD_TOKENS + max_tokens - model.n_ctx
+            over = len(prompt.ids) + TEMPLATE_OVERHEAD_TOKENS - total
             if over <= 0:
                 log.debug("budget %d: header %d tokens (%d snippets), window %d+%d, max_tokens %d",
                           total, header_tokens, len(snippets), window.prefix_tokens,
@@ -222,7 +243,11 @@ class Assistant:
 
     def complete_job(self, req: CompletionRequest
                      ) -> Callable[[LoadedModel | None, threading.Event], Suggestion | None]:
-        """The worker job for one completion (also used directly by tests and benchmarks)."""
+        """The worker job for one completion (also used directly by tests and benchmarks).
+
+        Uses the full window when its prompt is (nearly) in the KV cache; otherwise answers from
+        the quick window now and leaves the full prompt in `Suggestion.warm` for the idle warm-up.
+        """
         spec = self._st.spec
 
         def job(model: LoadedModel | None, cancel: threading.Event) -> Suggestion | None:
@@ -230,44 +255,100 @@ class Assistant:
                 return None
             max_tokens, temperature = self._limits(spec)
             window, prompt, snippets = self._prompt(model, req, max_tokens)
+            slot, warm = model.main, None
+            full_cost = cost(model, model.main, prompt.ids)
+            if full_cost > defaults.PROMPT_EVAL_BUDGET_TOKENS:
+                q_window, q_prompt, _ = self._prompt(model, req, max_tokens,
+                                                     total=defaults.QUICK_WINDOW_TOKENS)
+                if cost(model, model.quick, q_prompt.ids) < full_cost:
+                    warm = prompt.ids
+                    slot, window, prompt, snippets = model.quick, q_window, q_prompt, []
             line_text = req.lines[req.line] if req.line < len(req.lines) else ""
             col = min(req.column, len(line_text))
             sit = Situation(line_text[:col], line_text[col:].rstrip("\r\n"), window.suffix)
             gen = generate(
-                model, prompt.ids, max_tokens=max_tokens, temperature=temperature,
+                model, prompt.ids, slot=slot, max_tokens=max_tokens, temperature=temperature,
                 heal=prompt.heal, should_stop=lambda t: should_stop(t, sit), cancel=cancel,
+                time_budget_s=defaults.GENERATION_BUDGET_S,
             )
             raw = gen.text
-            if prompt.heal:
-                if not raw.startswith(prompt.heal):
-                    log.debug("token healing failed: %r does not start with %r", raw, prompt.heal)
-                    return Suggestion("", raw, window, len(prompt.ids), gen, snippets)
-                raw = raw[len(prompt.heal):]
-            text = finish(raw, sit)
+            text = ""
+            if prompt.heal and not raw.startswith(prompt.heal):
+                log.debug("token healing failed: %r does not start with %r", raw, prompt.heal)
+            else:
+                text = finish(raw[len(prompt.heal):], sit)
             log.debug(
-                "completion: window lines %d-%d (%d+%d tokens, cut %s/%s), prompt %d tokens, "
-                "evaluated %d, generated %d (%s), %.0f+%.0f ms -> %r",
-                window.start_line, window.end_line, window.prefix_tokens, window.suffix_tokens,
-                window.prefix_cut, window.suffix_cut, len(prompt.ids), gen.evaluated,
+                "completion (%s window): lines %d-%d (%d+%d tokens, cut %s/%s), prompt %d tokens, "
+                "evaluated %d%s, generated %d (%s), %.0f+%.0f ms -> %r",
+                "full" if slot is model.main else "quick", window.start_line, window.end_line,
+                window.prefix_tokens, window.suffix_tokens, window.prefix_cut, window.suffix_cut,
+                len(prompt.ids), gen.evaluated, " (suffix kept)" if gen.reused_suffix else "",
                 gen.generated, gen.stop_reason, gen.prompt_ms, gen.generate_ms, text,
             )
-            return Suggestion(text, raw, window, len(prompt.ids), gen, snippets)
+            if warm is None and model.main.stale_from is not None:
+                warm = prompt.ids  # repair the kept (approximate) suffix cells while idle
+            return Suggestion(text, raw, window, len(prompt.ids), gen, snippets, warm)
 
         return job
+
+    def warm_job(self, ids: list[int]) -> Callable[[LoadedModel | None, threading.Event], int]:
+        """Background job: bring the full window to `ids` exactly, in small abandonable chunks."""
+
+        def job(model: LoadedModel | None, cancel: threading.Event) -> int:
+            if model is None:
+                return 0
+            done = model.kv.refresh(model.main, cancel, defaults.REFRESH_CHUNK_TOKENS)
+            n, _ = prepare(model, model.main, ids, cancel, reuse_suffix=False,
+                           chunk=defaults.REFRESH_CHUNK_TOKENS)
+            log.debug("warmed the full window: %d tokens evaluated", done + n)
+            return done + n
+
+        return job
+
+    def _schedule_warm(self, ids: list[int] | None) -> None:
+        if self._warm_timer is not None:
+            self._warm_timer.cancel()
+            self._warm_timer = None
+        if ids is None:
+            return
+
+        def start() -> None:
+            self._warm_timer = None
+            fut, _ = self.worker.submit(self.warm_job(ids), lane="complete")
+            fut.add_done_callback(_log_unexpected)
+
+        self._warm_timer = asyncio.get_running_loop().call_later(defaults.REFRESH_IDLE_S, start)
 
     async def complete(self, req: CompletionRequest) -> Suggestion | None:
         """A suggestion, or None when not ready, disabled, cancelled or superseded."""
         if not self.ready or not self.settings.enable:
             return None
+        self._schedule_warm(None)  # the user is active: no background work now
+        prefix, suffix = req.split()
+        cached = self.cache.lookup(req.uri, prefix, suffix)
+        if cached is not None:
+            return Suggestion(cached, cached, None, 0, None, [], None, from_cache=True)
         fut, cancel = self.worker.submit(self.complete_job(req), lane="complete")
         try:
-            return await asyncio.wrap_future(fut)
+            result = await asyncio.wrap_future(fut)
         except asyncio.CancelledError:
             cancel.set()  # $/cancelRequest: the worker stops at its next token
             raise
         except Cancelled:
             return None
+        if result is not None:
+            self.cache.store(req.uri, prefix, suffix, result.text)
+            self._schedule_warm(result.warm)
+        return result
 
     def shutdown(self) -> None:
+        if self._warm_timer is not None:
+            self._warm_timer.cancel()
         self.worker.shutdown()
+
+
+def _log_unexpected(fut: Any) -> None:
+    exc = fut.exception() if not fut.cancelled() else None
+    if exc is not None and not isinstance(exc, Cancelled):
+        log.error("background job failed", exc_info=exc)
 

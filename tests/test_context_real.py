@@ -15,7 +15,7 @@ import pytest
 from lsp_server import defaults
 from lsp_server.context.snippets import SourceDoc
 from lsp_server.context.window import build_window
-from lsp_server.engine.generate import common_prefix
+from lsp_server.engine.kv import common_prefix
 from lsp_server.engine.model import LoadedModel
 from lsp_server.models.catalog import load_catalog
 from lsp_server.prompt.fim import TEMPLATE_OVERHEAD_TOKENS

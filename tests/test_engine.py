@@ -9,9 +9,12 @@ import asyncio
 import threading
 from pathlib import Path
 
+import llama_cpp
 import pytest
 
-from lsp_server.engine.generate import Cancelled, cached_tokens, generate
+from lsp_server import defaults
+from lsp_server.engine.generate import Cancelled, generate
+from lsp_server.engine.kv import SEQ_MAIN, common_prefix, common_suffix
 from lsp_server.engine.model import LoadedModel, LoadOptions, ModelError, load_model
 from lsp_server.engine.worker import Worker
 from lsp_server.models.catalog import load_catalog
@@ -19,6 +22,15 @@ from lsp_server.prompt.fim import build_prompt
 from lsp_server.service import Assistant, CompletionRequest
 from lsp_server.settings import Settings
 from tests.tiny_models import write_no_fim_model
+
+
+def cached_tokens(model: LoadedModel) -> list[int]:
+    return list(model.main.tokens)
+
+
+def cold(model: LoadedModel) -> None:
+    model.kv.clear(model.main)
+
 
 # StarCoder's real vocabulary ids (bigcode/starcoder tokenizer.json).
 FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX = 1, 2, 3
@@ -55,10 +67,10 @@ def test_user_text_cannot_inject_control_tokens(tiny: LoadedModel) -> None:
 def test_kv_prefix_is_reused(tiny: LoadedModel) -> None:
     text = "".join(f"value_{i} = {i}\n" for i in range(60))
     p1 = build_prompt(text, "\nprint(1)\n", tiny.fim, tiny.tokenize, heal=False)
-    tiny.llm.n_tokens = 0  # start cold
-    g1 = generate(tiny, p1.ids, max_tokens=2)
+    cold(tiny)
+    g1 = generate(tiny, p1.ids, max_tokens=2, reuse_suffix=False)
     p2 = build_prompt(text + "x", "\nprint(1)\n", tiny.fim, tiny.tokenize, heal=False)
-    g2 = generate(tiny, p2.ids, max_tokens=2)
+    g2 = generate(tiny, p2.ids, max_tokens=2, reuse_suffix=False)
     assert g1.evaluated == len(p1.ids)
     # Only the typed token and the suffix after it are evaluated again.
     assert g2.evaluated <= len(p2.ids) - len(p1.ids) + len(tiny.tokenize("\nprint(1)\n")) + 4
@@ -91,12 +103,53 @@ def test_prompt_evaluation_is_abandoned_between_chunks(tiny: LoadedModel) -> Non
             return self.checks > 2
 
     ids = build_prompt("z" * 1500, "", tiny.fim, tiny.tokenize, heal=False).ids
-    tiny.llm.n_tokens = 0
+    cold(tiny)
     with pytest.raises(Cancelled):
         generate(tiny, ids, max_tokens=5, cancel=CancelAfterTwoChunks())
-    # Two n_batch chunks ran, the rest was abandoned; the cache holds exactly what ran.
-    assert tiny.llm.n_tokens == 2 * tiny.llm.n_batch
-    assert cached_tokens(tiny) == ids[: 2 * tiny.llm.n_batch]
+    # Two chunks ran (the first check is before any work), the rest was abandoned; the cache
+    # holds exactly what ran.
+    n = tiny.kv.n_batch
+    assert len(tiny.main.tokens) == n
+    assert cached_tokens(tiny) == ids[:n]
+    assert llama_cpp.llama_memory_seq_pos_max(tiny.kv.mem, SEQ_MAIN) == n - 1
+
+
+def test_suffix_cells_survive_typing(tiny: LoadedModel) -> None:
+    """Typing before a long suffix re-evaluates only the typed tokens and a short fresh head."""
+    suffix = "".join(f"    total += item_{i}\n" for i in range(120))
+    prefix = "def f(items):\n    total = 0\n    "
+    cold(tiny)
+    first = build_prompt(prefix, suffix, tiny.fim, tiny.tokenize, heal=False)
+    generate(tiny, first.ids, max_tokens=3)
+    typed = "x = 1"
+    prev = first.ids
+    for n in range(1, len(typed) + 1):
+        p = build_prompt(prefix + typed[:n], suffix, tiny.fim, tiny.tokenize, heal=False)
+        g = generate(tiny, p.ids, max_tokens=3)
+        assert g.reused_suffix
+        keep = common_prefix(prev, p.ids)
+        new_tokens = len(p.ids) - keep - common_suffix(prev, p.ids, len(prev) - keep)
+        # Only the new tokens, a short fresh head after them and [MID] run through the model.
+        assert g.evaluated <= new_tokens + defaults.FRESH_HEAD_TOKENS + 1
+        prev = p.ids
+        assert tiny.main.tokens[: len(p.ids)] == p.ids
+        assert llama_cpp.llama_memory_seq_pos_max(tiny.kv.mem, SEQ_MAIN) == len(tiny.main.tokens) - 1
+    assert tiny.main.stale_from is not None
+    # Repairing the approximate cells while idle re-evaluates exactly them.
+    done = tiny.kv.refresh(tiny.main, None, defaults.REFRESH_CHUNK_TOKENS)
+    assert done > 0 and tiny.main.stale_from is None
+    assert tiny.main.tokens == p.ids
+
+
+def test_deleting_keeps_the_suffix_too(tiny: LoadedModel) -> None:
+    suffix = "".join(f"    total += item_{i}\n" for i in range(120))
+    prefix = "def f(items):\n    total = 0\n    abcdef"
+    cold(tiny)
+    generate(tiny, build_prompt(prefix, suffix, tiny.fim, tiny.tokenize, heal=False).ids,
+             max_tokens=2)
+    p = build_prompt(prefix[:-3], suffix, tiny.fim, tiny.tokenize, heal=False)
+    g = generate(tiny, p.ids, max_tokens=2)
+    assert g.reused_suffix and g.evaluated <= defaults.FRESH_HEAD_TOKENS + 2
 
 
 def test_newer_job_in_a_lane_cancels_the_older() -> None:

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsp_server import defaults
+from lsp_server.engine.kv import SEQ_MAIN, SEQ_QUICK, DecodeError, KVContext, Slot
 from lsp_server.prompt.fim import FimIds
 
 if TYPE_CHECKING:
-    from llama_cpp import Llama
-
     from lsp_server.models.catalog import Family
 
 log = logging.getLogger(__name__)
@@ -41,22 +40,25 @@ class LoadOptions:
 
 @dataclass
 class LoadedModel:
-    """A llama.cpp model + context and the token facts the prompt and generator need."""
+    """A llama.cpp model + our context, and the token facts the prompt and generator need."""
 
-    llm: Llama
+    weights: Any  # llama_cpp._internals.LlamaModel
+    kv: KVContext
     path: Path
     fim: FimIds
     add_bos: int | None  # BOS id to prepend, when the vocabulary asks for one
     pieces: list[bytes]  # text of every token id (empty for control tokens)
-    n_ctx: int
+    n_ctx: int  # the prompt window (plus generation) a request may use
     gpu_layers: int
+    main: Slot = field(default_factory=lambda: Slot(SEQ_MAIN))
+    quick: Slot = field(default_factory=lambda: Slot(SEQ_QUICK))
     _by_first_byte: dict[int, list[int]] | None = None
 
     def tokenize(self, text: str) -> list[int]:
         """User text to ids with special tokens *off*: file contents can never inject a marker."""
         if not text:
             return []
-        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        return tokenize(self.weights.vocab, text, special=False)
 
     def count(self, text: str) -> int:
         return len(self.tokenize(text))
@@ -73,7 +75,23 @@ class LoadedModel:
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self.llm.close()
+            self.kv.close()
+        with contextlib.suppress(Exception):
+            self.weights.close()
+
+
+def tokenize(vocab: Any, text: str, *, special: bool) -> list[int]:
+    import llama_cpp
+
+    data = text.encode("utf-8")
+    size = len(data) + 16
+    buf = (llama_cpp.llama_token * size)()
+    n = llama_cpp.llama_tokenize(vocab, data, len(data), buf, size, False, special)
+    if n < 0:  # more tokens than bytes + 16 cannot happen for BPE, but be safe
+        size = -n
+        buf = (llama_cpp.llama_token * size)()
+        n = llama_cpp.llama_tokenize(vocab, data, len(data), buf, size, False, special)
+    return list(buf[: max(0, n)])
 
 
 def _check_file(path: Path) -> None:
@@ -150,21 +168,19 @@ def _piece(vocab: Any, tid: int) -> bytes:
     return buf.raw[: max(0, n)]
 
 
-def _single_token(llm: Llama, text: str | None) -> int | None:
+def _single_token(vocab: Any, text: str | None) -> int | None:
     if not text:
         return None
-    ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    ids = tokenize(vocab, text, special=True)
     return ids[0] if len(ids) == 1 else None
 
 
-def resolve_fim_ids(llm: Llama, family: Family, model_name: str) -> FimIds:
+def resolve_fim_ids(vocab: Any, family: Family, model_name: str) -> FimIds:
     """FIM ids from the GGUF vocabulary, falling back to the family's marker strings."""
     import llama_cpp
 
-    vocab = llama_cpp.llama_model_get_vocab(llm.model)
-
     def pick(from_vocab: int, text: str | None) -> int | None:
-        return from_vocab if from_vocab >= 0 else _single_token(llm, text)
+        return from_vocab if from_vocab >= 0 else _single_token(vocab, text)
 
     pre = pick(llama_cpp.llama_vocab_fim_pre(vocab), family.fim_prefix)
     suf = pick(llama_cpp.llama_vocab_fim_suf(vocab), family.fim_suffix)
@@ -179,14 +195,14 @@ def resolve_fim_ids(llm: Llama, family: Family, model_name: str) -> FimIds:
     pad = pick(llama_cpp.llama_vocab_fim_pad(vocab), family.fim_pad)
     rep = pick(llama_cpp.llama_vocab_fim_rep(vocab), family.repo_name)
     sep = pick(llama_cpp.llama_vocab_fim_sep(vocab), family.file_sep)
-    filename = _single_token(llm, family.filename)
+    filename = _single_token(vocab, family.filename)
     stop = {t for t in (pre, suf, mid, pad, rep, sep, filename) if t is not None}
     eos = llama_cpp.llama_vocab_eos(vocab)
     for tid in (eos, llama_cpp.llama_vocab_eot(vocab)):
         if tid >= 0:
             stop.add(tid)
     for text in family.stop:
-        tid = _single_token(llm, text)
+        tid = _single_token(vocab, text)
         if tid is not None:
             stop.add(tid)
     n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
@@ -206,43 +222,51 @@ def load_model(path: Path, family: Family, options: LoadOptions, name: str = "")
     name = name or path.name
     _check_file(path)
     _check_memory(path, options.n_ctx)
-    try:
-        import llama_cpp
-        from llama_cpp import Llama
-    except ImportError as exc:  # pragma: no cover - the package is a hard dependency
-        raise ModelError(f"llama-cpp-python is not installed: {exc}") from exc
+    import llama_cpp
+    from llama_cpp import _internals, _logger
+
+    _logger.set_verbose(False)  # llama.cpp's own logs: errors only, and never on stdout
     gpu_layers = options.n_gpu_layers
     if gpu_layers < 0:
         gpu_layers = -1 if gpu_offload_supported() else 0
-    kwargs: dict[str, Any] = dict(
-        model_path=str(path), n_ctx=options.n_ctx, n_batch=options.n_batch,
-        n_ubatch=options.n_batch, n_threads=options.n_threads,
-        n_threads_batch=options.n_threads, n_gpu_layers=gpu_layers, use_mmap=True,
-        logits_all=False, verbose=False,
-    )
+
+    def open_weights(layers: int) -> Any:
+        params = llama_cpp.llama_model_default_params()
+        params.n_gpu_layers = 0x7FFFFFFF if layers < 0 else layers
+        params.use_mmap = True
+        return _internals.LlamaModel(path_model=str(path), params=params, verbose=False)
+
     try:
-        llm = Llama(**kwargs)
+        weights = open_weights(gpu_layers)
     except (ValueError, RuntimeError, OSError) as exc:
-        if gpu_layers != 0:
-            log.warning("GPU load of %s failed (%s); retrying on the CPU", name, exc)
-            kwargs["n_gpu_layers"] = gpu_layers = 0
-            try:
-                llm = Llama(**kwargs)
-            except (ValueError, RuntimeError, OSError) as exc2:
-                raise _explain_load_failure(path, name, exc2) from exc2
-        else:
+        if gpu_layers == 0:
             raise _explain_load_failure(path, name, exc) from exc
+        log.warning("GPU load of %s failed (%s); retrying on the CPU", name, exc)
+        gpu_layers = 0
+        try:
+            weights = open_weights(0)
+        except (ValueError, RuntimeError, OSError) as exc2:
+            raise _explain_load_failure(path, name, exc2) from exc2
     try:
-        fim = resolve_fim_ids(llm, family, name)
-    except ModelError:
-        llm.close()
+        fim = resolve_fim_ids(weights.vocab, family, name)
+        # Room for the main window, the quick window and generation in both.
+        cells = options.n_ctx + defaults.QUICK_WINDOW_TOKENS + 2 * defaults.MAX_GENERATION_CELLS
+        try:
+            kv = KVContext(weights.model, cells, options.n_batch, options.n_threads)
+        except DecodeError as exc:
+            raise ModelError(
+                f"llama.cpp could not create a context of {cells} tokens for {name}: usually a "
+                "lack of memory. Lower starcoder.contextTokens or choose a smaller model."
+            ) from exc
+    except BaseException:
+        weights.close()
         raise
-    vocab = llama_cpp.llama_model_get_vocab(llm.model)
+    vocab = weights.vocab
     n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
     pieces = [_piece(vocab, t) for t in range(n_vocab)]
     bos = llama_cpp.llama_vocab_bos(vocab)
     add_bos = bos if (llama_cpp.llama_vocab_get_add_bos(vocab) and bos >= 0) else None
-    return LoadedModel(llm, path, fim, add_bos, pieces, options.n_ctx, gpu_layers)
+    return LoadedModel(weights, kv, path, fim, add_bos, pieces, options.n_ctx, gpu_layers)
 
 
 def _explain_load_failure(path: Path, name: str, exc: Exception) -> ModelError:

@@ -19,6 +19,7 @@ import {
   RevealOutputChannelOn,
   type ServerOptions,
   State,
+  type StaticFeature,
   type WorkDoneProgressBegin,
   type WorkDoneProgressEnd,
   type WorkDoneProgressReport,
@@ -39,6 +40,20 @@ const DOCUMENT_SELECTOR = [
   { scheme: 'untitled' },
   { scheme: 'vscode-notebook-cell' },
 ];
+
+/**
+ * Tells the server (`capabilities.experimental.starcoder.explainPreview`) that this client shows the
+ * markdown `starcoder.explain` returns in its own preview, so the server need not show it as well.
+ */
+const EXPLAIN_PREVIEW_FEATURE: StaticFeature = {
+  fillClientCapabilities(capabilities) {
+    const experimental = (capabilities.experimental ?? {}) as Record<string, unknown>;
+    capabilities.experimental = { ...experimental, starcoder: { explainPreview: true } };
+  },
+  initialize() {},
+  getState: () => ({ kind: 'static' }),
+  clear() {},
+};
 
 let controller: Controller | undefined;
 
@@ -266,6 +281,7 @@ class Controller {
       middleware: this.middleware(),
     };
     const client = new LanguageClient(CLIENT_ID, 'StarCoder', serverOptions, clientOptions);
+    client.registerFeature(EXPLAIN_PREVIEW_FEATURE);
     this.client = client;
     client.onDidChangeState(({ newState }) => {
       if (this.client !== client) return;
@@ -535,7 +551,7 @@ class Controller {
     } catch (err) {
       if (err instanceof ResponseError && err.code === -32800) return; // cancelled by the user
       const text = errorText(err);
-      const hint = /unknown command|not found|-32601/i.test(text) ? ' (this starcoder-lsp has no explain command; update it)' : '';
+      const hint = /unknown command|not (found|defined)|-32601/i.test(text) ? ' (this starcoder-lsp has no explain command; update it)' : '';
       void vscode.window.showErrorMessage(`StarCoder: explain failed: ${text}${hint}`);
       return;
     }

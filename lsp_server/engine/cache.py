@@ -1,0 +1,65 @@
+"""Answers that need no model call: typed-ahead and recently seen states.
+
+- Typed-ahead: the user types characters that match the start of the current suggestion; the rest
+  of it is still the answer (Copilot and llama.vim do the same).
+- Recent states: an LRU keyed on the text around the cursor, so deleting back to an earlier state,
+  or asking twice at the same place, answers at once.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from lsp_server import defaults
+
+
+@dataclass(frozen=True)
+class _Last:
+    uri: str
+    prefix: str
+    suffix: str
+    text: str
+
+
+class SuggestionCache:
+    def __init__(self, max_entries: int = defaults.SUGGESTION_CACHE_ENTRIES) -> None:
+        self._last: dict[str, _Last] = {}
+        self._lru: OrderedDict[tuple[str, int, int, int], str] = OrderedDict()
+        self._max = max_entries
+        self.hits = 0
+        self.typed_ahead_hits = 0
+
+    @staticmethod
+    def _key(uri: str, prefix: str, suffix: str) -> tuple[str, int, int, int]:
+        return (uri, len(prefix), hash(prefix), hash(suffix))
+
+    def lookup(self, uri: str, prefix: str, suffix: str) -> str | None:
+        """The suggestion for this state, if it is known without running the model."""
+        text = self._lru.get(self._key(uri, prefix, suffix))
+        if text is not None:
+            self._lru.move_to_end(self._key(uri, prefix, suffix))
+            self.hits += 1
+            return text
+        last = self._last.get(uri)
+        if last is None or suffix != last.suffix or not prefix.startswith(last.prefix):
+            return None
+        typed = prefix[len(last.prefix) :]
+        if typed and len(typed) < len(last.text) and last.text.startswith(typed):
+            self.typed_ahead_hits += 1
+            return last.text[len(typed) :]
+        return None
+
+    def store(self, uri: str, prefix: str, suffix: str, text: str) -> None:
+        if not text:
+            return
+        self._last[uri] = _Last(uri, prefix, suffix, text)
+        key = self._key(uri, prefix, suffix)
+        self._lru[key] = text
+        self._lru.move_to_end(key)
+        while len(self._lru) > self._max:
+            self._lru.popitem(last=False)
+
+    def clear(self) -> None:
+        self._last.clear()
+        self._lru.clear()
