@@ -110,19 +110,18 @@ def run_tests(task: Task, program: str, timeout: float = TEST_TIMEOUT_S) -> tupl
     return False, lines[-1] if lines else f"exit {proc.returncode}"
 
 
-def task_file(root: Path, task: Task) -> Path:
-    return root / task.split / (task.task_id.replace("/", "_") + ".py")
-
-
 async def server_pass(tasks: list[Task], rows: list[Row], model: str, root: Path,
                       log_path: Path) -> None:
-    """One server session: open each file with the hole empty, ask at the hole, close it."""
+    """One server session: open each file with the hole empty, ask at the hole, close it.
+
+    Every task reuses one path: the server keeps recently closed buffers as cross-file context,
+    and other holes of the same problem would hand it the answer.
+    """
+    path = root / "solution.py"
     async with start_server(model, root=root, log_path=log_path, args=["-v"]) as server:
         await server.wait_ready()
         for i, (task, row) in enumerate(zip(tasks, rows, strict=True)):
             doc = task.prompt + task.suffix
-            path = task_file(root, task)
-            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(doc, encoding="utf-8")
             line, col = position_at(doc, len(task.prompt))
             server.open(path.as_uri(), doc, "python")

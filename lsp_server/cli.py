@@ -139,6 +139,57 @@ def _complete(args: argparse.Namespace) -> int:
         assistant.shutdown()
 
 
+def _explain(args: argparse.Namespace) -> int:
+    """Explain FILE[:START-END] (1-based, inclusive) with the server's own pipeline, streaming."""
+    from lsp_server.service import Assistant
+
+    spec = args.location
+    path_text, start, end = spec, None, None
+    head, sep, rng = spec.rpartition(":")
+    if sep and "-" in rng and all(p.isdigit() for p in rng.split("-", 1)):
+        path_text = head
+        a, b = rng.split("-", 1)
+        start, end = int(a), int(b)
+    path = Path(path_text)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"starcoder-lsp: cannot read {path}: {exc}", file=sys.stderr)
+        return 2
+    lines = text.splitlines(keepends=True) or [""]
+    first = max(0, (start or 1) - 1)
+    last = min(len(lines), end or len(lines))
+    if first >= last:
+        print(f"starcoder-lsp: empty line range in {spec!r}", file=sys.stderr)
+        return 2
+    assistant = Assistant(settings_from_args(args))
+    shown = 0
+
+    def stream(partial: str) -> None:
+        nonlocal shown
+        if partial.startswith(partial[:shown]) and len(partial) > shown:
+            sys.stdout.write(partial[shown:])
+            sys.stdout.flush()
+            shown = len(partial)
+
+    async def run() -> int:
+        await assistant.load()
+        if not assistant.ready:
+            print(f"starcoder-lsp: {assistant.message}", file=sys.stderr)
+            return 1
+        result = await assistant.explain(lines, first, last, path=path.name, language="",
+                                         on_text=stream)
+        stream(result.markdown)
+        print(f"\n\n(first text after {result.first_text_s:.1f} s, done in {result.total_s:.1f} s)",
+              file=sys.stderr)
+        return 0
+
+    try:
+        return asyncio.run(run())
+    finally:
+        assistant.shutdown()
+
+
 def build_parser() -> argparse.ArgumentParser:
     from lsp_server.models.commands import add_models_parser
 
@@ -161,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     complete.add_argument("--json", action="store_true", help="print text and timings as JSON")
     _model_args(complete)
     complete.set_defaults(func=_complete)
+
+    explain = sub.add_parser("explain", help="explain FILE or FILE:START-END (1-based lines)")
+    explain.add_argument("location", metavar="FILE[:START-END]")
+    _model_args(explain)
+    explain.set_defaults(func=_explain)
 
     demo = sub.add_parser("demo", help="pull the demo model and show a real completion "
                                        "through the real server")

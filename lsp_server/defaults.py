@@ -97,7 +97,9 @@ DEFAULT_REPO_NAME = "project"
 # --- latency ----------------------------------------------------------------------------------------
 # While the full window is not in the KV cache (just opened, jumped elsewhere), answer from a small
 # window of this many tokens (~1-2 s cold on 2 cores) and warm the full one while the user pauses.
-QUICK_WINDOW_TOKENS = 512
+QUICK_WINDOW_TOKENS = 384
+# The quick window is small, so its edges move on a finer grid (a coarse one would waste half of it).
+QUICK_WINDOW_LINE_STEP = 8
 # A request whose full-window prompt needs more than this many tokens evaluated uses the quick
 # window instead (~1 s of prompt evaluation on 2 cores).
 PROMPT_EVAL_BUDGET_TOKENS = 192
@@ -117,3 +119,13 @@ REFRESH_CHUNK_TOKENS = 32
 # Generation stops at the next newline once this is exceeded (a slow request still returns lines).
 GENERATION_BUDGET_S = 1.5
 SUGGESTION_CACHE_ENTRIES = 256  # recent cursor states remembered (deleting back answers at once)
+
+# --- explain --------------------------------------------------------------------------------------
+# The selected code is cut to this many tokens (the preamble and definitions come on top).
+EXPLAIN_SNIPPET_TOKENS = 1024
+# Room for preamble + definitions + snippet, and for the answer.
+EXPLAIN_PROMPT_TOKENS = 2560
+EXPLAIN_MAX_TOKENS = 400
+# An explanation generates in slices of this many tokens; a completion that arrives meanwhile runs
+# between two slices (it waits at most one slice, ~0.2 s), then the explanation resumes.
+EXPLAIN_SLICE_TOKENS = 8

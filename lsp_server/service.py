@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lsp_server import defaults
+from lsp_server.context.blocks import used_definitions
 from lsp_server.context.languages import comment, language_of
 from lsp_server.context.snippets import Snippet, SnippetSelector, SourceDoc
 from lsp_server.context.window import LineTokenCache, Window, build_window
@@ -28,6 +29,8 @@ from lsp_server.engine.worker import Worker
 from lsp_server.models import store
 from lsp_server.models.catalog import Catalog, CatalogError, ModelSpec, load_catalog
 from lsp_server.postprocess.rules import Situation, finish, should_stop
+from lsp_server.prompt.explain import ExplainRequest, base_prompt, chat_prompt, strip_turns
+from lsp_server.prompt.explain import should_stop as should_stop_explain
 from lsp_server.prompt.fim import (
     TEMPLATE_OVERHEAD_TOKENS,
     Header,
@@ -43,6 +46,9 @@ log = logging.getLogger(__name__)
 StatusCallback = Callable[[str, str, str], None]
 # Fault-injection hook for tests: seconds to stall every model load (requests must not wait).
 LOAD_DELAY_ENV = "STARCODER_LSP_TEST_LOAD_DELAY_S"
+# Benchmark reference: a naive server (plain PSM, full window, no KV reuse, no caches), so the
+# latency benchmark can report the ratio in the same run. Never meant for users.
+NAIVE_ENV = "STARCODER_LSP_NAIVE"
 
 
 @dataclass
@@ -100,6 +106,8 @@ class Assistant:
         self.snippets = SnippetSelector()
         self.cache = SuggestionCache()
         self._warm_timer: asyncio.TimerHandle | None = None
+        self.naive = os.environ.get(NAIVE_ENV) == "1"
+        self.requests = 0
         self._header_cache: tuple[object, Header] | None = None
 
     # --- state ------------------------------------------------------------------------------------
@@ -228,8 +236,9 @@ class Assistant:
         header = self._header(model, req, snippets)
         header_tokens = len(header.ids) + (count(header.text) if header.text else 0)
         budget = total - header_tokens
+        step = defaults.QUICK_WINDOW_LINE_STEP if quick else defaults.WINDOW_LINE_STEP
         for _ in range(3):
-            window = build_window(req.lines, req.line, req.column, budget, count)
+            window = build_window(req.lines, req.line, req.column, budget, count, line_step=step)
             prompt = build_prompt(window.prefix, window.suffix, model.fim, model.tokenize,
                                   header=header)
             over = len(prompt.ids) + TEMPLATE_OVERHEAD_TOKENS - total
@@ -256,8 +265,10 @@ class Assistant:
             max_tokens, temperature = self._limits(spec)
             window, prompt, snippets = self._prompt(model, req, max_tokens)
             slot, warm = model.main, None
+            if self.naive:
+                model.kv.clear(model.main)
             full_cost = cost(model, model.main, prompt.ids)
-            if full_cost > defaults.PROMPT_EVAL_BUDGET_TOKENS:
+            if full_cost > defaults.PROMPT_EVAL_BUDGET_TOKENS and not self.naive:
                 q_window, q_prompt, _ = self._prompt(model, req, max_tokens,
                                                      total=defaults.QUICK_WINDOW_TOKENS)
                 if cost(model, model.quick, q_prompt.ids) < full_cost:
@@ -269,7 +280,7 @@ class Assistant:
             gen = generate(
                 model, prompt.ids, slot=slot, max_tokens=max_tokens, temperature=temperature,
                 heal=prompt.heal, should_stop=lambda t: should_stop(t, sit), cancel=cancel,
-                time_budget_s=defaults.GENERATION_BUDGET_S,
+                time_budget_s=defaults.GENERATION_BUDGET_S, reuse_suffix=not self.naive,
             )
             raw = gen.text
             text = ""
@@ -285,7 +296,9 @@ class Assistant:
                 len(prompt.ids), gen.evaluated, " (suffix kept)" if gen.reused_suffix else "",
                 gen.generated, gen.stop_reason, gen.prompt_ms, gen.generate_ms, text,
             )
-            if warm is None and model.main.stale_from is not None:
+            if self.naive:
+                warm = None
+            elif warm is None and model.main.stale_from is not None:
                 warm = prompt.ids  # repair the kept (approximate) suffix cells while idle
             return Suggestion(text, raw, window, len(prompt.ids), gen, snippets, warm)
 
@@ -324,8 +337,9 @@ class Assistant:
         if not self.ready or not self.settings.enable:
             return None
         self._schedule_warm(None)  # the user is active: no background work now
+        self.requests += 1
         prefix, suffix = req.split()
-        cached = self.cache.lookup(req.uri, prefix, suffix)
+        cached = None if self.naive else self.cache.lookup(req.uri, prefix, suffix)
         if cached is not None:
             return Suggestion(cached, cached, None, 0, None, [], None, from_cache=True)
         fut, cancel = self.worker.submit(self.complete_job(req), lane="complete")
@@ -341,10 +355,117 @@ class Assistant:
             self._schedule_warm(result.warm)
         return result
 
+    # --- explain ----------------------------------------------------------------------------------
+    def _explain_prompt(self, model: LoadedModel, req: ExplainRequest) -> list[int]:
+        """Token ids of the explanation prompt; the user's code is tokenized as plain text."""
+        if model.chat_template:
+            try:
+                before, code, after = chat_prompt(model.chat_template, req, model.bos_text,
+                                                  model.eos_text)
+            except Exception as exc:  # a template we cannot render: fall back to the preamble
+                log.warning("chat template failed (%s); using the plain preamble", exc)
+                before, code, after = base_prompt(req)
+        else:
+            before, code, after = base_prompt(req)
+        return [*model.tokenize_special(before), *model.tokenize(code),
+                *model.tokenize_special(after)]
+
+    async def explain(self, lines: Sequence[str], start: int, end: int, *, path: str,
+                      language: str, on_text: Callable[[str], None] | None = None,
+                      cancel: threading.Event | None = None) -> Explanation:
+        """Explain lines [start, end) of a document; streams partial text through `on_text`.
+
+        Runs in slices on the shared worker, so completions that arrive meanwhile pre-empt it
+        (they run between two slices) and the explanation resumes from its own KV sequence.
+        """
+        if not self.ready:
+            raise ModelError(f"the model is not ready ({self.state}: {self.message})")
+        cancel = cancel or threading.Event()
+        t0 = time.perf_counter()
+        end = max(end, start + 1)
+        code_lines = list(lines[start:end])
+        definitions = used_definitions(lines, start, end)
+
+        def setup(model: LoadedModel | None, _: threading.Event) -> tuple[list[int], bool]:
+            if model is None:
+                raise ModelError("the model was unloaded")
+            kept, note = code_lines, ""
+            while len(kept) > 1 and model.count("".join(kept)) > defaults.EXPLAIN_SNIPPET_TOKENS:
+                kept = kept[: max(1, len(kept) * 3 // 4)]
+            if len(kept) < len(code_lines):
+                note = (f"(Only the first {len(kept)} of its {len(code_lines)} lines are shown.)")
+            req = ExplainRequest("".join(kept), language_of(language, path), path or "untitled",
+                                 definitions, note)
+            return self._explain_prompt(model, req), bool(note)
+
+        setup_fut, _ = self.worker.submit(setup)
+        prompt, truncated = await asyncio.wrap_future(setup_fut)
+        generated: list[int] = []
+        text, first_s = "", None
+        while len(generated) < defaults.EXPLAIN_MAX_TOKENS:
+            ids = prompt + generated
+
+            def step(model: LoadedModel | None, c: threading.Event, ids: list[int] = ids
+                     ) -> Generation:
+                if model is None:
+                    raise ModelError("the model was unloaded")
+                return generate(model, ids, slot=model.explain,
+                                max_tokens=defaults.EXPLAIN_SLICE_TOKENS, cancel=c,
+                                reuse_suffix=False)
+
+            fut, slice_cancel = self.worker.submit(step)
+            try:
+                gen = await asyncio.wrap_future(fut)
+            except asyncio.CancelledError:
+                slice_cancel.set()
+                raise
+            generated += gen.tokens
+            if first_s is None:
+                first_s = time.perf_counter() - t0
+            text = _detok(self.worker.model, generated)
+            if on_text is not None:
+                on_text(strip_turns(text))
+            if gen.stop_reason == "eos" or should_stop_explain(text) or not gen.tokens:
+                break
+            if cancel.is_set():
+                raise Cancelled
+        answer = strip_turns(text)
+        if truncated:
+            answer += "\n\n_(The code was long: only its first part was explained.)_"
+        log.info("explained %d lines in %.1f s (first text after %.1f s, %d tokens)",
+                 len(code_lines), time.perf_counter() - t0, first_s or 0, len(generated))
+        return Explanation(answer, first_s or 0.0, time.perf_counter() - t0, len(generated),
+                           truncated)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for benchmarks and bug reports (`starcoder/stats`)."""
+        model = self.worker.model
+        return {
+            "state": self.state, "model": self._st.model, "requests": self.requests,
+            "evaluated": model.kv.evaluated_total if model else 0,
+            "cacheHits": self.cache.hits, "typedAheadHits": self.cache.typed_ahead_hits,
+            "naive": self.naive,
+        }
+
     def shutdown(self) -> None:
         if self._warm_timer is not None:
             self._warm_timer.cancel()
         self.worker.shutdown()
+
+
+@dataclass
+class Explanation:
+    markdown: str
+    first_text_s: float
+    total_s: float
+    tokens: int
+    truncated: bool = False
+
+
+def _detok(model: LoadedModel | None, ids: list[int]) -> str:
+    if model is None:
+        return ""
+    return b"".join(model.pieces[t] for t in ids).decode("utf-8", "replace")
 
 
 def _log_unexpected(fut: Any) -> None:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import pytest
 from lsprotocol import types
@@ -57,6 +57,7 @@ class Session:
     client: LanguageClient
     statuses: list[dict[str, Any]] = field(default_factory=list)
     result: types.InitializeResult | None = None
+    shut_down: bool = False  # the test sent `shutdown` itself
 
     async def wait_status(self, *states: str, timeout: float = 120.0,
                           after: int = 0) -> dict[str, Any]:
@@ -122,6 +123,7 @@ async def lsp_session(
         server_env=server_env,
     )
     client = await config.start()
+    _fix_code_action_union(client)
     session = Session(client)
     if configuration is not None:
         client.set_configuration(item=configuration, section="starcoder")
@@ -138,9 +140,34 @@ async def lsp_session(
     try:
         yield session
     finally:
+        # shutdown (unless the test did), then always exit, as editors do.
+        if not session.shut_down:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.shutdown_async(None), timeout=30)
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.shutdown_session(), timeout=30)
+            client.exit(None)
+        proc = client._server
+        if proc is not None:
+            try:
+                await asyncio.wait_for(proc.wait(), timeout=30)
+            except TimeoutError:
+                proc.kill()
+                raise AssertionError("the server did not exit within 30 s of `exit`") from None
         await client.stop()
+
+
+def _fix_code_action_union(client: LanguageClient) -> None:
+    """lsprotocol's client-side hook reads any object with a `command` key as a Command, so a
+    CodeAction carrying a command (what the server sends) would be mis-parsed; editors check
+    whether `command` is a string, and so does this."""
+    conv = client.protocol._converter
+
+    def hook(obj: Any, _: type) -> types.Command | types.CodeAction:
+        if isinstance(obj.get("command"), str):
+            return conv.structure(obj, types.Command)
+        return conv.structure(obj, types.CodeAction)
+
+    conv.register_structure_hook(Union[types.Command, types.CodeAction], hook)  # noqa: UP007
 
 
 SessionFactory = Callable[..., contextlib.AbstractAsyncContextManager[Session]]

@@ -138,5 +138,6 @@ async def test_shutdown_is_prompt_mid_generation(tiny_starcoder: Path) -> None:
         loop = asyncio.get_running_loop()
         t0 = loop.time()
         await asyncio.wait_for(s.client.shutdown_async(None), timeout=10)
+        s.shut_down = True
         assert loop.time() - t0 < 5
         pending.cancel()

@@ -87,7 +87,7 @@ def _head_that_fits(text: str, budget: int, count: TokenCounter) -> str:
 
 
 def _prefix(
-    lines: Sequence[str], line: int, head: str, budget: int, count: TokenCounter
+    lines: Sequence[str], line: int, head: str, budget: int, count: TokenCounter, step: int
 ) -> tuple[str, int, int, bool]:
     """(text, start_line, tokens, cut) for the text before the cursor."""
     used = count(head)
@@ -103,8 +103,7 @@ def _prefix(
         first -= 1
     cut = first > 0
     if cut:
-        # Snap forward to the grid so the edge only moves every WINDOW_LINE_STEP lines.
-        step = defaults.WINDOW_LINE_STEP
+        # Snap forward to the grid so the edge only moves every `step` lines.
         snapped = min(line, -(-first // step) * step)
         used -= sum(count(lines[i]) for i in range(first, snapped))
         first = snapped
@@ -112,7 +111,7 @@ def _prefix(
 
 
 def _suffix(
-    lines: Sequence[str], line: int, tail: str, budget: int, count: TokenCounter
+    lines: Sequence[str], line: int, tail: str, budget: int, count: TokenCounter, step: int
 ) -> tuple[str, int, int, bool]:
     """(text, end_line, tokens, cut) for the text after the cursor."""
     used = count(tail)
@@ -128,7 +127,6 @@ def _suffix(
         end += 1
     cut = end < len(lines)
     if cut:
-        step = defaults.WINDOW_LINE_STEP
         snapped = (end // step) * step
         if snapped > line + 1:  # too close to the cursor to snap: keep the exact edge
             used -= sum(count(lines[i]) for i in range(snapped, end))
@@ -143,6 +141,7 @@ def build_window(
     budget: int,
     count: TokenCounter,
     prefix_share: float = defaults.PREFIX_SHARE,
+    line_step: int = defaults.WINDOW_LINE_STEP,
 ) -> Window:
     """Split `budget` tokens between the text before and after (line, column).
 
@@ -157,10 +156,11 @@ def build_window(
     head, tail = text[:column], text[column:]
     budget = max(0, budget)
     pre_budget = int(budget * prefix_share)
-    prefix, first, pre_used, pre_cut = _prefix(lines, line, head, pre_budget, count)
+    prefix, first, pre_used, pre_cut = _prefix(lines, line, head, pre_budget, count, line_step)
     suf_budget = budget - (pre_used if not pre_cut else pre_budget)
-    suffix, end, suf_used, suf_cut = _suffix(lines, line, tail, suf_budget, count)
+    suffix, end, suf_used, suf_cut = _suffix(lines, line, tail, suf_budget, count, line_step)
     if pre_cut and not suf_cut and suf_used < suf_budget:
         # The suffix did not need its share: give the rest to the prefix.
-        prefix, first, pre_used, pre_cut = _prefix(lines, line, head, budget - suf_used, count)
+        prefix, first, pre_used, pre_cut = _prefix(lines, line, head, budget - suf_used, count,
+                                                   line_step)
     return Window(prefix, suffix, first, end, pre_used, suf_used, pre_cut, suf_cut)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,6 +32,7 @@ class Generation:
     prompt_ms: float
     generate_ms: float
     reused_suffix: bool = False  # the suffix cells were kept through an edit
+    tokens: list[int] = field(default_factory=list)  # the generated ids (explanations resume)
 
 
 def _with_bos(model: LoadedModel, ids: list[int]) -> list[int]:
@@ -116,6 +117,7 @@ def generate(
     rng = np.random.default_rng(seed)
     need = heal.encode("utf-8")
     out = bytearray()
+    tokens: list[int] = []
     generated = 0
     reason = "max_tokens"
     while generated < max_tokens:
@@ -132,6 +134,7 @@ def generate(
             reason = "eos"
             break
         out += model.pieces[tok]
+        tokens.append(tok)
         generated += 1
         text = out.decode("utf-8", "ignore")
         body = text[len(heal):] if len(out) >= len(need) else ""
@@ -147,5 +150,5 @@ def generate(
     return Generation(
         text=out.decode("utf-8", "replace"), stop_reason=reason, prompt_tokens=prompt_len,
         evaluated=evaluated, generated=generated, prompt_ms=(t1 - t0) * 1000,
-        generate_ms=(t2 - t1) * 1000, reused_suffix=surgery,
+        generate_ms=(t2 - t1) * 1000, reused_suffix=surgery, tokens=tokens,
     )

@@ -4,7 +4,8 @@ One context, one unified KV cache, several sequences:
 - `SEQ_MAIN` holds the full window prompt (up to 8K tokens),
 - `SEQ_QUICK` a small window, used while the full one is not in the cache yet (first request after
   opening a file, a jump to another place), so a suggestion arrives in ~1-2 s instead of ~35 s,
-- `SEQ_PARK` is scratch space for the suffix-reuse edit below.
+- `SEQ_PARK` is scratch space for the suffix-reuse edit below,
+- `SEQ_EXPLAIN` an explanation in progress (it survives completions that pre-empt it).
 
 Why the edit: in PSM order (`[PRE] prefix [SUF] suffix [MID]`) every typed character lands
 *before* the suffix, and llama.cpp reuses only the longest common token prefix, so each keystroke
@@ -25,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-SEQ_MAIN, SEQ_QUICK, SEQ_PARK = 0, 1, 2
-N_SEQ = 3
+SEQ_MAIN, SEQ_QUICK, SEQ_PARK, SEQ_EXPLAIN = 0, 1, 2, 3
+N_SEQ = 4
 
 
 class Cancelled(Exception):
@@ -86,7 +87,7 @@ def plan_sync(slot: Slot, ids: list[int], *, can_shift: bool, fresh_head: int, m
               max_stale: int) -> Plan:
     """Choose between plain prefix reuse and the suffix-keeping edit for `ids`."""
     old = slot.tokens[: slot.prompt_len]
-    keep = common_prefix(old, ids)
+    keep = common_prefix(slot.tokens, ids)  # generated tokens count too (explanations resume)
     if keep == len(ids):
         keep -= 1  # re-run the last token: logits are only kept for the latest decode
     keep = max(0, keep)
@@ -191,8 +192,8 @@ class KVContext:
 
         On cancellation the slot keeps what was decoded so far and `Cancelled` is raised.
         """
-        self.drop_generated(slot)
         if plan.surgery:
+            self.drop_generated(slot)
             return self._sync_edit(slot, ids, plan, cancel, chunk)
         keep = plan.keep
         self.rm(slot.seq, keep)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsp_server import defaults
-from lsp_server.engine.kv import SEQ_MAIN, SEQ_QUICK, DecodeError, KVContext, Slot
+from lsp_server.engine.kv import SEQ_EXPLAIN, SEQ_MAIN, SEQ_QUICK, DecodeError, KVContext, Slot
 from lsp_server.prompt.fim import FimIds
 
 if TYPE_CHECKING:
@@ -52,6 +52,14 @@ class LoadedModel:
     gpu_layers: int
     main: Slot = field(default_factory=lambda: Slot(SEQ_MAIN))
     quick: Slot = field(default_factory=lambda: Slot(SEQ_QUICK))
+    explain: Slot = field(default_factory=lambda: Slot(SEQ_EXPLAIN))
+    chat_template: str | None = None  # the GGUF's tokenizer.chat_template (instruct models)
+    bos_text: str = ""
+    eos_text: str = ""
+
+    def tokenize_special(self, text: str) -> list[int]:
+        """Template text (turn markers are special tokens); never used on user text."""
+        return tokenize(self.weights.vocab, text, special=True) if text else []
     _by_first_byte: dict[int, list[int]] | None = None
 
     def tokenize(self, text: str) -> list[int]:
@@ -250,7 +258,8 @@ def load_model(path: Path, family: Family, options: LoadOptions, name: str = "")
     try:
         fim = resolve_fim_ids(weights.vocab, family, name)
         # Room for the main window, the quick window and generation in both.
-        cells = options.n_ctx + defaults.QUICK_WINDOW_TOKENS + 2 * defaults.MAX_GENERATION_CELLS
+        cells = (options.n_ctx + defaults.QUICK_WINDOW_TOKENS + 2 * defaults.MAX_GENERATION_CELLS
+                 + defaults.EXPLAIN_PROMPT_TOKENS + defaults.EXPLAIN_MAX_TOKENS)
         try:
             kv = KVContext(weights.model, cells, options.n_batch, options.n_threads)
         except DecodeError as exc:
@@ -266,7 +275,25 @@ def load_model(path: Path, family: Family, options: LoadOptions, name: str = "")
     pieces = [_piece(vocab, t) for t in range(n_vocab)]
     bos = llama_cpp.llama_vocab_bos(vocab)
     add_bos = bos if (llama_cpp.llama_vocab_get_add_bos(vocab) and bos >= 0) else None
-    return LoadedModel(weights, kv, path, fim, add_bos, pieces, options.n_ctx, gpu_layers)
+    model = LoadedModel(weights, kv, path, fim, add_bos, pieces, options.n_ctx, gpu_layers)
+    template = llama_cpp.llama_model_chat_template(weights.model, None)
+    if template:
+        model.chat_template = template.decode("utf-8", "replace")
+        eos = llama_cpp.llama_vocab_eos(vocab)
+        model.bos_text = pieces_text(vocab, bos)
+        model.eos_text = pieces_text(vocab, eos)
+    return model
+
+
+def pieces_text(vocab: Any, tid: int) -> str:
+    """A special token's text (e.g. `<|endoftext|>`), for chat templates."""
+    import llama_cpp
+
+    if tid < 0:
+        return ""
+    buf = ctypes.create_string_buffer(256)
+    n = llama_cpp.llama_token_to_piece(vocab, tid, buf, len(buf), 0, True)
+    return buf.raw[: max(0, n)].decode("utf-8", "replace")
 
 
 def _explain_load_failure(path: Path, name: str, exc: Exception) -> ModelError:

@@ -8,24 +8,32 @@ an inline completion answers with no items (never blocks, never errors) and the 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
+import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
+import platformdirs
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 from lsp_server import __version__, defaults
+from lsp_server.context.blocks import enclosing_block
 from lsp_server.context.snippets import RecentDocuments, SourceDoc
+from lsp_server.engine.generate import Cancelled
 from lsp_server.service import Assistant, CompletionRequest, Suggestion
 from lsp_server.settings import Settings, merge
 
 log = logging.getLogger(__name__)
 
 STATUS_METHOD = "starcoder/status"
+STATS_METHOD = "starcoder/stats"
+EXPLAIN_COMMAND = "starcoder.explain"
 
 
 class StarcoderProtocol(LanguageServerProtocol):
@@ -263,6 +271,21 @@ def create_server(settings: Settings | None = None) -> StarcoderServer:
     def did_open(ls: StarcoderServer, params: types.DidOpenTextDocumentParams) -> None:
         ls.recent.forget(params.text_document.uri)
 
+    @server.feature(types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(resolve_provider=False))
+    def code_action(ls: StarcoderServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+        """"Explain this snippet" on a selection; on an empty one, for the enclosing block."""
+        return explain_actions(ls, params)
+
+    @server.command(EXPLAIN_COMMAND)
+    async def explain_command(ls: StarcoderServer, *args: Any) -> str:
+        """Arguments [uri, range]: returns the explanation as markdown and shows it."""
+        return await run_explain(ls, args)
+
+    @server.feature(STATS_METHOD)
+    def stats(ls: StarcoderServer, params: Any) -> dict[str, Any]:
+        """Counters (tokens evaluated, cache hits): for benchmarks and bug reports."""
+        return ls.assistant.stats()
+
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: StarcoderServer, params: Any) -> None:
         ls.assistant.shutdown()
@@ -270,3 +293,116 @@ def create_server(settings: Settings | None = None) -> StarcoderServer:
             task.cancel()
 
     return server
+
+
+# --- explain ----------------------------------------------------------------------------------------
+def _document_lines(ls: StarcoderServer, uri: str) -> tuple[Any, tuple[str, ...]]:
+    doc = ls.workspace.get_text_document(uri)
+    return doc, tuple(doc.lines) or ("",)
+
+
+def explain_actions(ls: StarcoderServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    uri = params.text_document.uri
+    if uri not in ls.workspace.text_documents:
+        return []
+    doc, lines = _document_lines(ls, uri)
+    rng = params.range
+    if rng.start != rng.end and doc.text_in_client_range(rng).strip():
+        title, target = "Explain this snippet", rng
+    else:
+        line = min(max(rng.start.line, 0), len(lines) - 1)
+        block = enclosing_block(lines, line)
+        if block is None:
+            return []
+        start, end = block
+        first = lines[start].strip().split("(")[0].split(":")[0][:40]
+        title = f"Explain `{first}`" if first else "Explain this block"
+        target = types.Range(types.Position(start, 0), types.Position(end, 0))
+    args = [uri, ls.protocol._converter.unstructure(target)]
+    return [types.CodeAction(
+        title=title, kind=types.CodeActionKind.Empty,
+        command=types.Command(title=title, command=EXPLAIN_COMMAND, arguments=args))]
+
+
+def _explain_args(ls: StarcoderServer, args: tuple[Any, ...]) -> tuple[str, types.Range]:
+    from pygls.exceptions import JsonRpcInvalidParams
+
+    if len(args) != 2 or not isinstance(args[0], str):
+        raise JsonRpcInvalidParams(f"{EXPLAIN_COMMAND} takes [uri, range]")
+    raw = args[1]
+    try:
+        rng = raw if isinstance(raw, types.Range) else ls.protocol._converter.structure(
+            raw if isinstance(raw, dict) else ls.protocol._converter.unstructure(raw), types.Range)
+    except Exception as exc:
+        raise JsonRpcInvalidParams(f"{EXPLAIN_COMMAND}: invalid range {raw!r}: {exc}") from None
+    if args[0] not in ls.workspace.text_documents:
+        raise JsonRpcInvalidParams(f"{EXPLAIN_COMMAND}: {args[0]} is not open")
+    return args[0], rng
+
+
+def _wants_own_preview(ls: StarcoderServer) -> bool:
+    """Our VS Code extension shows the markdown itself (it says so in experimental caps)."""
+    exp = ls.client_capabilities.experimental
+    star = exp.get("starcoder") if isinstance(exp, dict) else None
+    return bool(isinstance(star, dict) and star.get("explainPreview"))
+
+
+async def run_explain(ls: StarcoderServer, args: tuple[Any, ...]) -> str:
+    uri, rng = _explain_args(ls, args)
+    doc, lines = _document_lines(ls, uri)
+    start = ls.workspace.get_text_document(uri).position_from_client_units(rng.start)
+    end = ls.workspace.get_text_document(uri).position_from_client_units(rng.end)
+    end_line = end.line + (1 if end.character > 0 or end.line == start.line else 0)
+    if not ls.assistant.ready:
+        message = f"starcoder-lsp is not ready to explain: {ls.assistant.message}"
+        ls.window_show_message(types.ShowMessageParams(types.MessageType.Warning, message))
+        return message
+    cancel = threading.Event()
+    token: str | None = None
+    if ls.supports_progress():
+        token = f"starcoder-explain-{uuid.uuid4().hex[:8]}"
+        try:
+            await asyncio.wait_for(ls.work_done_progress.create_async(token),
+                                   timeout=defaults.CLIENT_REQUEST_TIMEOUT_S)
+            ls.work_done_progress.tokens[token].add_done_callback(lambda _: cancel.set())
+            ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(
+                title="Explaining", message=_display_path(ls, uri, doc.path), cancellable=True))
+        except Exception:
+            log.debug("progress not available", exc_info=True)
+            token = None
+
+    def on_text(text: str) -> None:
+        if token is not None:
+            ls.work_done_progress.report(token, types.WorkDoneProgressReport(message=text))
+
+    try:
+        result = await ls.assistant.explain(
+            lines, start.line, end_line, path=_display_path(ls, uri, doc.path),
+            language=doc.language_id or "", on_text=on_text, cancel=cancel)
+    except Cancelled:
+        return ""
+    finally:
+        if token is not None:
+            ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message="done"))
+    markdown = result.markdown
+    if not _wants_own_preview(ls):
+        await show_explanation(ls, uri, markdown)
+    return markdown
+
+
+async def show_explanation(ls: StarcoderServer, uri: str, markdown: str) -> None:
+    """A markdown file the server wrote, via showDocument; else a plain message."""
+    window = ls.client_capabilities.window
+    if window and window.show_document and window.show_document.support:
+        folder = Path(platformdirs.user_cache_dir(defaults.APP_NAME)) / "explanations"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            name = hashlib.sha256(f"{uri}\n{markdown}".encode()).hexdigest()[:16]
+            path = folder / f"explanation-{name}.md"
+            path.write_text(f"# Explanation\n\n{markdown}\n", encoding="utf-8")
+            await asyncio.wait_for(ls.window_show_document_async(types.ShowDocumentParams(
+                uri=path.as_uri(), take_focus=False)), defaults.CLIENT_REQUEST_TIMEOUT_S)
+            return
+        except Exception:
+            log.warning("could not show the explanation as a document", exc_info=True)
+    ls.window_show_message(types.ShowMessageParams(types.MessageType.Info, markdown))
