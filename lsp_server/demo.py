@@ -2,7 +2,8 @@
 
 Pulls the demo model on first run (explicit, with a progress bar), starts the real server as a
 subprocess over stdio, opens a sample file, waits for `starcoder/status` ready, asks for an inline
-completion at a typing pause, and prints the suggestion with timings.
+completion at a typing pause and prints it with timings, then runs the "Explain" code action on a
+function and prints the explanation.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
@@ -46,6 +47,23 @@ if __name__ == "__main__":
 '''
 
 
+def fix_code_action_union(client: Any) -> None:
+    """Parse `Command | CodeAction` results as editors do.
+
+    lsprotocol's client-side hook reads any object with a `command` key as a Command, so a
+    CodeAction that carries a command (what this server sends) would be mis-parsed; editors check
+    whether `command` is a string, and so does this.
+    """
+    conv = client.protocol._converter
+
+    def hook(obj: Any, _: type) -> types.Command | types.CodeAction:
+        if isinstance(obj.get("command"), str):
+            return conv.structure(obj, types.Command)
+        return conv.structure(obj, types.CodeAction)
+
+    conv.register_structure_hook(Union[types.Command, types.CodeAction], hook)  # noqa: UP007
+
+
 def _cursor(text: str) -> tuple[str, int, int]:
     before, after = text.split("{CURSOR}")
     line = before.count("\n")
@@ -73,6 +91,7 @@ async def _drive(model: str, workdir: Path, extra: list[str]) -> int:
     def show(params: types.ShowMessageParams) -> None:
         pass
 
+    fix_code_action_union(client)
     t0 = time.perf_counter()
     await client.start_io(sys.executable, "-m", "lsp_server", "serve", "--model", model, *extra)
     caps = types.ClientCapabilities(
@@ -113,10 +132,33 @@ async def _drive(model: str, workdir: Path, extra: list[str]) -> int:
         if not text:
             print("starcoder-lsp: the model returned no suggestion", file=sys.stderr)
             code = 1
+        code = max(code, await _explain(client, uri, source))
     await client.shutdown_async(None)
     client.exit(None)
     await client.stop()
     return code
+
+
+async def _explain(client: LanguageClient, uri: str, source: str) -> int:
+    """Ask for the code actions inside is_prime, run "Explain…", print the markdown."""
+    line = source.splitlines().index("    for k in range(2, int(math.sqrt(n)) + 1):")
+    here = types.Range(types.Position(line, 4), types.Position(line, 4))
+    raw = await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri), range=here,
+        context=types.CodeActionContext(diagnostics=[])))
+    explain = next((a for a in raw or [] if isinstance(a, types.CodeAction)
+                    and a.title.startswith("Explain") and a.command is not None), None)
+    if explain is None or explain.command is None:
+        print("starcoder-lsp: no Explain code action was offered", file=sys.stderr)
+        return 1
+    name, arguments = explain.command.command, explain.command.arguments
+    t0 = time.perf_counter()
+    markdown = await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command=name, arguments=arguments))
+    dt = time.perf_counter() - t0
+    print(f"\n--- {explain.title} (code action -> {name}) ---\n{markdown}\n---")
+    print(f"explanation: {dt:.1f} s")
+    return 0 if isinstance(markdown, str) and markdown.strip() else 1
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,12 +14,13 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import pytest
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
+from lsp_server.demo import fix_code_action_union
 from tests.conftest_models import *  # noqa: F403  (qwen_gguf, smollm2_gguf)
 from tests.tiny_models import write_tiny_starcoder, write_tiny_starcoder2
 
@@ -123,7 +124,7 @@ async def lsp_session(
         server_env=server_env,
     )
     client = await config.start()
-    _fix_code_action_union(client)
+    fix_code_action_union(client)
     session = Session(client)
     if configuration is not None:
         client.set_configuration(item=configuration, section="starcoder")
@@ -154,20 +155,6 @@ async def lsp_session(
                 proc.kill()
                 raise AssertionError("the server did not exit within 30 s of `exit`") from None
         await client.stop()
-
-
-def _fix_code_action_union(client: LanguageClient) -> None:
-    """lsprotocol's client-side hook reads any object with a `command` key as a Command, so a
-    CodeAction carrying a command (what the server sends) would be mis-parsed; editors check
-    whether `command` is a string, and so does this."""
-    conv = client.protocol._converter
-
-    def hook(obj: Any, _: type) -> types.Command | types.CodeAction:
-        if isinstance(obj.get("command"), str):
-            return conv.structure(obj, types.Command)
-        return conv.structure(obj, types.CodeAction)
-
-    conv.register_structure_hook(Union[types.Command, types.CodeAction], hook)  # noqa: UP007
 
 
 SessionFactory = Callable[..., contextlib.AbstractAsyncContextManager[Session]]

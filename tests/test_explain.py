@@ -89,7 +89,7 @@ def test_prompts_keep_the_code_separate_and_stop_at_new_turns() -> None:
 
 def test_chat_template_is_sandboxed() -> None:
     evil = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
-    with pytest.raises(Exception, match="unsafe|not safely|access"):
+    with pytest.raises(Exception, match=r"unsafe|not safely|access"):
         chat_prompt(evil, ExplainRequest("x", "python", "a.py"), "", "")
 
 
@@ -137,7 +137,7 @@ async def test_explain_streams_progress_and_can_be_cancelled(tiny_starcoder: Pat
 async def test_explain_bad_arguments_are_a_json_rpc_error(tiny_starcoder: Path) -> None:
     async with lsp_session("neovim", {"model": str(tiny_starcoder), "threads": 1}) as s:
         await s.wait_status("ready")
-        with pytest.raises(Exception, match="uri, range|not open|invalid"):
+        with pytest.raises(Exception, match=r"uri, range|not open|invalid"):
             await s.client.workspace_execute_command_async(types.ExecuteCommandParams(
                 command="starcoder.explain", arguments=["file:///nope.py", {"start": 1}]))
 

@@ -98,6 +98,9 @@ def test_comment_header_goes_inside_the_prefix() -> None:
     assert p.ids[0] == 1 and p.ids[1 : 1 + len(h.text)] == fake_tokenize(h.text)
 
 
-def test_no_snippets_no_comment_header() -> None:
-    assert build_header([], "main.py", IDS, fake_tokenize, repo="p", comment=hash_comment,
-                        language="python").text == ""
+def test_no_snippets_no_header_in_any_format() -> None:
+    """Single-file prompts stay the family's reference FIM layout."""
+    for ids in (IDS, REPO_IDS, STARCODER_IDS):
+        h = build_header([], "main.py", ids, fake_tokenize, repo="p", comment=hash_comment,
+                         language="python")
+        assert h == Header()

@@ -93,7 +93,11 @@ def build_header(
     - StarCoder's <filename> (documents separated by end-of-text, as in its training data):
       ([filename] path\n text [eot])* [filename] current\n
     - otherwise a comment with the path above each snippet, inside the prefix.
+    Without snippets there is no header at all: the prompt is then exactly the family's reference
+    FIM layout, which is what the quality harness measured best.
     """
+    if not snippets:
+        return Header()
     if ids.repo_name is not None and ids.file_sep is not None:
         out = [ids.repo_name, *tokenize(f"{repo}\n")]
         for path, text in snippets:
@@ -106,8 +110,6 @@ def build_header(
             out += [ids.filename, *tokenize(f"{path}\n{text}"), *ids.document_end]
         out += [ids.filename, *tokenize(f"{current_path}\n")]
         return Header(tuple(out))
-    if not snippets:
-        return Header()
     parts = [f"{comment(language, path)}\n{text}\n" for path, text in snippets]
     return Header(text="".join(parts) + f"{comment(language, current_path)}\n")
 
