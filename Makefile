@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 WHEEL_CACHE ?= $(HOME)/.cache/starcoder-lsp/wheels
 LLAMA_CPP := llama-cpp-python==0.3.36
 
-.PHONY: install demo test lint typecheck pytest clean
+.PHONY: install demo test lint typecheck pytest extension clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,11 @@ typecheck: install
 pytest: install
 	$(BIN)/python -m pytest -q
 
-test: lint typecheck pytest
+# The VS Code extension: npm ci, typecheck, lint, unit tests, .vsix, integration test vs the server.
+extension: install
+	bash vscode-extension/ci.sh
+
+test: lint typecheck extension pytest
 
 clean:
 	rm -rf $(VENV)

@@ -276,7 +276,9 @@ class Assistant:
                     slot, window, prompt, snippets = model.quick, q_window, q_prompt, []
             line_text = req.lines[req.line] if req.line < len(req.lines) else ""
             col = min(req.column, len(line_text))
-            sit = Situation(line_text[:col], line_text[col:].rstrip("\r\n"), window.suffix)
+            above = next((ln for ln in reversed(req.lines[max(0, req.line - 50) : req.line])
+                          if ln.strip()), "")
+            sit = Situation(line_text[:col], line_text[col:].rstrip("\r\n"), window.suffix, above)
             gen = generate(
                 model, prompt.ids, slot=slot, max_tokens=max_tokens, temperature=temperature,
                 heal=prompt.heal, should_stop=lambda t: should_stop(t, sit), cancel=cancel,

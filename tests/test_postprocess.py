@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lsp_server.postprocess.rules import (
     Situation,
+    duplicated_indentation,
     finish,
     indentation_scope,
     repetition,
@@ -92,3 +93,22 @@ def test_should_stop_multiline_after_dedent() -> None:
     s = sit("    ")
     assert not should_stop("a = 1\n    b = 2\n", s)
     assert should_stop("a = 1\n    b = 2\nprint(a)\n", s)
+
+
+def test_duplicated_indentation_dropped_at_the_right_depth() -> None:
+    s = Situation("    ", "", "\n", "def circle_area(radius):\n")
+    assert duplicated_indentation("    return 3.14 * radius ** 2", s) == "return 3.14 * radius ** 2"
+    same = Situation("    ", "", "\n", "    x = 1\n")
+    assert duplicated_indentation("    y = 2\n    z = 3", same) == "y = 2\n    z = 3"
+
+
+def test_duplicated_indentation_kept_when_deeper_is_meant() -> None:
+    # Cursor at column 0 of a body line: the model's indentation is needed.
+    assert duplicated_indentation("    return 1", Situation("", "", "", "def f():\n")) == \
+        "    return 1"
+    # Cursor shallower than the block calls for: more indentation is right.
+    s = Situation("    ", "", "", "    if x:\n")
+    assert duplicated_indentation("    return 1", s) == "    return 1"
+    # Text without leading whitespace is untouched.
+    assert duplicated_indentation("return 1", Situation("    ", "", "", "def f():\n")) == \
+        "return 1"

@@ -22,6 +22,7 @@ class Situation:
     line_prefix: str  # text of the cursor line before the cursor
     line_suffix: str  # text of the cursor line after the cursor (no newline)
     suffix: str  # everything after the cursor, as the model saw it
+    previous_line: str = ""  # the last non-blank line above the cursor line
 
     @property
     def multiline(self) -> bool:
@@ -38,6 +39,26 @@ class Situation:
 
 def _indent_width(line: str) -> int:
     return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())
+
+
+def duplicated_indentation(text: str, sit: Situation) -> str:
+    """Drop indentation the model typed again when the cursor already sits at the right depth.
+
+    With the cursor after `    ` on the first line of a body, a model sometimes writes
+    `    return x`, which would land at twice the depth. Fires only when the cursor's indentation
+    is exactly what the line above calls for (one level deeper after an opener, else the same).
+    """
+    head = sit.line_prefix
+    if not head or head.strip() or not text[:1].isspace() or text.startswith("\n"):
+        return text
+    prev = sit.previous_line
+    if not prev.strip():
+        return text
+    want = _indent_width(prev) + (4 if prev.rstrip().endswith(BLOCK_OPENERS) else 0)
+    if len(head.expandtabs(4)) != want:
+        return text
+    first, sep, rest = text.partition("\n")
+    return first.lstrip(" \t") + sep + rest
 
 
 def single_line(text: str, sit: Situation) -> str:
@@ -110,7 +131,8 @@ def repetition(text: str, sit: Situation) -> str:
     return text
 
 
-RULES = (single_line, indentation_scope, repetition, suffix_overlap, trim_trailing)
+RULES = (duplicated_indentation, single_line, indentation_scope, repetition, suffix_overlap,
+         trim_trailing)
 
 
 def finish(raw: str, sit: Situation) -> str:
