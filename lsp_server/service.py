@@ -151,6 +151,8 @@ class Assistant:
         """Resolve, verify and load the configured model on the worker; never raises."""
         async with self._load_lock:
             key = self._load_key()
+            # Claimed now, so settings that arrive while this load runs do not queue a second one.
+            self._st.loaded_settings = key
             self._st.model = self.settings.model
             self._set("loading", f"loading {self.settings.model}")
             try:

@@ -96,7 +96,7 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
 
 def merge(base: Settings, raw: Any) -> tuple[Settings, list[str]]:
     """Apply an editor's settings object to `base`; return the result and one message per problem."""
-    if raw is None:
+    if raw is None or raw == []:  # Neovim encodes an empty table as []
         return base, []
     if isinstance(raw, Mapping) and isinstance(raw.get(defaults.SETTINGS_SECTION), Mapping):
         raw = raw[defaults.SETTINGS_SECTION]  # accept {"starcoder": {...}} as well as {...}

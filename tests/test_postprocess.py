@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lsp_server.postprocess.rules import (
     Situation,
+    balance_brackets,
     duplicated_indentation,
     finish,
     indentation_scope,
@@ -112,3 +113,16 @@ def test_duplicated_indentation_kept_when_deeper_is_meant() -> None:
     # Text without leading whitespace is untouched.
     assert duplicated_indentation("return 1", Situation("    ", "", "", "def f():\n")) == \
         "return 1"
+
+
+def test_balance_brackets_cuts_an_extra_closer() -> None:
+    s = sit("    return fibonacci(n-1) + fibonacci(n")
+    assert balance_brackets("-2))  # Example usage", s) == "-2)"
+    assert balance_brackets("x)\n}", sit("  foo(")) == "x)\n"
+
+
+def test_balance_brackets_leaves_balanced_text_and_strings_alone() -> None:
+    s = sit("    print(")
+    assert balance_brackets('"a)" + str(x))', s) == '"a)" + str(x))'
+    assert balance_brackets("len(items) > 0", sit("    if ")) == "len(items) > 0"
+    assert balance_brackets("[1, 2])", sit("    f(")) == "[1, 2])"

@@ -133,7 +133,8 @@ def generate(
         if tok in model.fim.stop:
             reason = "eos"
             break
-        out += model.pieces[tok]
+        piece = model.pieces[tok]
+        out += piece
         tokens.append(tok)
         generated += 1
         text = out.decode("utf-8", "ignore")
@@ -141,7 +142,8 @@ def generate(
         if should_stop is not None and body and should_stop(body):
             reason = "stop"
             break
-        if time_budget_s is not None and time.perf_counter() - t0 > time_budget_s and "\n" in body:
+        if (time_budget_s is not None and b"\n" in piece and body.strip()
+                and time.perf_counter() - t0 > time_budget_s):  # over budget: stop at a line end
             reason = "time"
             break
         if generated < max_tokens:

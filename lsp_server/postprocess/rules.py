@@ -131,8 +131,58 @@ def repetition(text: str, sit: Situation) -> str:
     return text
 
 
+OPENERS, CLOSERS = "([{", ")]}"
+
+
+def _open_brackets(text: str) -> int:
+    """Net unclosed brackets in `text`, skipping string literals (a rough, language-neutral scan)."""
+    depth, quote, escaped = 0, "", False
+    for ch in text:
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = ""
+        elif ch in "\"'`":
+            quote = ch
+        elif ch in OPENERS:
+            depth += 1
+        elif ch in CLOSERS:
+            depth = max(0, depth - 1)
+    return depth
+
+
+def balance_brackets(text: str, sit: Situation) -> str:
+    """Cut at a closing bracket that closes more than is open before the cursor on this line.
+
+    E.g. after `return fib(n-1) + fib(n` the model may write `-2))`: one `)` closes `fib(`, the
+    second would close nothing. Brackets opened inside the suggestion are tracked too.
+    """
+    depth = _open_brackets(sit.line_prefix)
+    quote, escaped = "", False
+    for i, ch in enumerate(text):
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote or ch == "\n":
+                quote = ""
+        elif ch in "\"'`":
+            quote = ch
+        elif ch in OPENERS:
+            depth += 1
+        elif ch in CLOSERS:
+            if depth == 0:
+                return text[:i].rstrip(" \t")
+            depth -= 1
+    return text
+
+
 RULES = (duplicated_indentation, single_line, indentation_scope, repetition, suffix_overlap,
-         trim_trailing)
+         balance_brackets, trim_trailing)
 
 
 def finish(raw: str, sit: Situation) -> str:

@@ -44,7 +44,8 @@ class StarcoderProtocol(LanguageServerProtocol):
     @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
     def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> Any:
         doc = self.workspace.text_documents.get(params.text_document.uri)
-        if doc is not None and len(doc.source) <= defaults.MAX_DOCUMENT_BYTES:
+        if (doc is not None and len(doc.source) <= defaults.MAX_DOCUMENT_BYTES
+                and not _is_our_output(doc.path)):
             self._server.recent.remember(_source_doc(self._server, doc))
         yield from super().lsp_text_document__did_close(params)
 
@@ -150,8 +151,19 @@ def _source_doc(ls: StarcoderServer, doc: Any) -> SourceDoc:
                      doc.language_id or "")
 
 
+def _explanations_dir() -> Path:
+    return Path(platformdirs.user_cache_dir(defaults.APP_NAME)) / "explanations"
+
+
+def _is_our_output(path: str | None) -> bool:
+    """Explanation files the server wrote and showed: never context, never completed."""
+    return bool(path) and Path(str(path)).parent == _explanations_dir()
+
+
 def _request(ls: StarcoderServer, uri: str, position: types.Position) -> CompletionRequest | None:
     doc = ls.workspace.get_text_document(uri)
+    if _is_our_output(doc.path):
+        return None
     source = doc.source
     if len(source) > defaults.MAX_DOCUMENT_BYTES:
         log.info("%s is larger than %d bytes: no completion", uri, defaults.MAX_DOCUMENT_BYTES)
@@ -162,7 +174,8 @@ def _request(ls: StarcoderServer, uri: str, position: types.Position) -> Complet
     line = min(max(position.line, 0), len(lines) - 1)
     pos = doc.position_from_client_units(types.Position(line, max(position.character, 0)))
     others = [_source_doc(ls, d) for u, d in ls.workspace.text_documents.items()
-              if u != uri and len(d.source) <= defaults.MAX_DOCUMENT_BYTES]
+              if u != uri and len(d.source) <= defaults.MAX_DOCUMENT_BYTES
+              and not _is_our_output(d.path)]
     open_uris = {d.uri for d in others}
     others += [d for d in ls.recent.docs() if d.uri not in open_uris and d.uri != uri]
     root = ls.workspace.root_path
@@ -394,7 +407,7 @@ async def show_explanation(ls: StarcoderServer, uri: str, markdown: str) -> None
     """A markdown file the server wrote, via showDocument; else a plain message."""
     window = ls.client_capabilities.window
     if window and window.show_document and window.show_document.support:
-        folder = Path(platformdirs.user_cache_dir(defaults.APP_NAME)) / "explanations"
+        folder = _explanations_dir()
         try:
             folder.mkdir(parents=True, exist_ok=True)
             name = hashlib.sha256(f"{uri}\n{markdown}".encode()).hexdigest()[:16]

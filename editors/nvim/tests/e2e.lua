@@ -163,6 +163,8 @@ local function main()
     return st and st.state == 'ready' and now_s() - (report.status_changed_at or 0) > 1.5
   end)
   report.inline_enabled = vim.lsp.inline_completion.is_enabled({ bufnr = bufnr })
+  -- The README's status-line item.
+  report.statusline = api.nvim_eval_statusline(params.statusline, {}).str
 
   -- 2. Insert mode at the end of the function's empty body line; wait for the ghost text and
   --    accept it with the mapped key (<Tab>). A suggestion cut short by the server's time budget
