@@ -234,7 +234,8 @@ class Assistant:
         snippets: list[Snippet] = []
         if not quick:
             share = min(defaults.SNIPPET_MAX_TOKENS, int(total * defaults.SNIPPET_SHARE))
-            snippets = self.snippets.select(req.uri, req.line, req.lines, req.others, share, count)
+            snippets = self.snippets.select(req.uri, req.line, req.lines, req.others, share, count,
+                                            language_of(req.language, req.path))
         header = self._header(model, req, snippets)
         header_tokens = len(header.ids) + (count(header.text) if header.text else 0)
         budget = total - header_tokens
@@ -355,7 +356,9 @@ class Assistant:
         except Cancelled:
             return None
         if result is not None:
-            self.cache.store(req.uri, prefix, suffix, result.text)
+            # A quick-window answer (no cross-file context) serves typed-ahead only: the same
+            # state asked again after the warm-up deserves the full window's answer.
+            self.cache.store(req.uri, prefix, suffix, result.text, remember=result.warm is None)
             self._schedule_warm(result.warm)
         return result
 

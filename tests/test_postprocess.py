@@ -126,3 +126,15 @@ def test_balance_brackets_leaves_balanced_text_and_strings_alone() -> None:
     assert balance_brackets('"a)" + str(x))', s) == '"a)" + str(x))'
     assert balance_brackets("len(items) > 0", sit("    if ")) == "len(items) > 0"
     assert balance_brackets("[1, 2])", sit("    f(")) == "[1, 2])"
+
+
+def test_lines_inserted_above_existing_code_end_with_a_newline() -> None:
+    s = Situation("", "    return total", "    return total\n", "def f(xs):\n")
+    assert s.before_code and s.multiline
+    assert finish("    total = sum(xs)", s) == "    total = sum(xs)\n"
+    indented = Situation("    ", "return total", "return total\n", "def f(xs):\n")
+    assert finish("total = sum(xs)", indented) == "total = sum(xs)\n    "
+
+
+def test_mid_line_is_not_before_code() -> None:
+    assert not Situation("x = ", "foo", "foo\n").before_code

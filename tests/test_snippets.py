@@ -85,3 +85,13 @@ def test_languages_and_comments() -> None:
     assert comment("lua", "a.lua") == "-- a.lua"
     assert comment("html", "a.html") == "<!-- a.html -->"
     assert comment("unknown-lang", "a") == "# a"
+
+
+def test_other_languages_are_not_context_and_module_names_match() -> None:
+    sel = SnippetSelector()
+    go = SourceDoc("file:///p/main.go", "main.go", "func computeWeightedShippingQuote() {}\n", "go")
+    registry = SourceDoc("file:///p/plugins/registry.py", "plugins/registry.py",
+                         "def add(plugin):\n    PLUGINS.append(plugin)\n", "python")
+    lines = ["from plugins import registry\n", "\n", "registry.\n"]
+    snips = sel.select("file:///p/app.py", 2, lines, [go, registry], 1000, count, "python")
+    assert [s.path for s in snips] == ["plugins/registry.py"]

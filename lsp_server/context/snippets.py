@@ -65,11 +65,21 @@ class _Chunk:
 
 
 def identifiers(text: str) -> set[str]:
-    return {m for m in IDENTIFIER.findall(text) if m.lower() not in STOPWORDS}
+    """Lower-cased identifiers (SMTP_HOST and smtp_host are the same name to a reader)."""
+    return {m.lower() for m in IDENTIFIER.findall(text) if m.lower() not in STOPWORDS}
 
 
-def chunk_lines(text: str, size: int = defaults.SNIPPET_CHUNK_LINES) -> list[_Chunk]:
-    """Overlapping line chunks (stride size/2) so a definition is whole in at least one."""
+def path_names(path: str) -> set[str]:
+    """A file's own names: `from plugins import registry` refers to plugins/registry.py."""
+    parts = re.split(r"[\\/]", path)
+    names = {parts[-1].rsplit(".", 1)[0], *parts[:-1]}
+    return {n.lower() for n in names if len(n) > 2 and n.lower() not in STOPWORDS}
+
+
+def chunk_lines(text: str, size: int = defaults.SNIPPET_CHUNK_LINES,
+                extra: frozenset[str] = frozenset()) -> list[_Chunk]:
+    """Overlapping line chunks (stride size/2) so a definition is whole in at least one;
+    `extra` names (the file's path) count as identifiers of every chunk."""
     lines = text.splitlines(keepends=True)
     step = max(1, size // 2)
     chunks = []
@@ -78,10 +88,25 @@ def chunk_lines(text: str, size: int = defaults.SNIPPET_CHUNK_LINES) -> list[_Ch
         if part.strip():
             if not part.endswith("\n"):
                 part += "\n"
-            chunks.append(_Chunk(start, part, frozenset(identifiers(part))))
+            chunks.append(_Chunk(start, part, frozenset(identifiers(part) | extra)))
         if start + size >= len(lines):
             break
     return chunks
+
+
+# Languages whose files usefully inform each other (TS imports JS, C++ includes C headers).
+LANGUAGE_GROUPS = {
+    "javascript": "js", "javascriptreact": "js", "typescript": "js", "typescriptreact": "js",
+    "vue": "js", "svelte": "js", "c": "c", "cpp": "c", "objective-c": "c", "objective-cpp": "c",
+    "cuda": "c", "java": "jvm", "kotlin": "jvm", "scala": "jvm", "groovy": "jvm",
+}
+
+
+def language_group(language: str) -> str:
+    """'' for unknown: such files may go with anything."""
+    if not language or language == "plaintext":
+        return ""
+    return LANGUAGE_GROUPS.get(language, language)
 
 
 class RecentDocuments:
@@ -128,7 +153,7 @@ class SnippetSelector:
         h = hash(doc.text)
         cached = self._chunks.get(doc.uri)
         if cached is None or cached[0] != h:
-            cached = (h, chunk_lines(doc.text))
+            cached = (h, chunk_lines(doc.text, extra=frozenset(path_names(doc.path))))
             self._chunks[doc.uri] = cached
         return cached[1]
 
@@ -140,9 +165,12 @@ class SnippetSelector:
         others: Sequence[SourceDoc],
         budget: int,
         count: Callable[[str], int],
+        current_language: str = "",
     ) -> list[Snippet]:
         """Snippets for the prompt, within `budget` tokens (formatting overhead included)."""
-        others = [d for d in others if d.uri != current_uri and d.text.strip()]
+        group = language_group(current_language)
+        others = [d for d in others if d.uri != current_uri and d.text.strip()
+                  and (not group or language_group(d.language) in (group, ""))]
         if budget <= 0 or not others:
             self._last.pop(current_uri, None)
             return []

@@ -50,10 +50,13 @@ class SuggestionCache:
             return last.text[len(typed) :]
         return None
 
-    def store(self, uri: str, prefix: str, suffix: str, text: str) -> None:
+    def store(self, uri: str, prefix: str, suffix: str, text: str, remember: bool = True) -> None:
+        """Keep `text` for typed-ahead; with `remember`, also for this exact state (LRU)."""
         if not text:
             return
         self._last[uri] = _Last(uri, prefix, suffix, text)
+        if not remember:
+            return
         key = self._key(uri, prefix, suffix)
         self._lru[key] = text
         self._lru.move_to_end(key)

@@ -25,8 +25,15 @@ class Situation:
     previous_line: str = ""  # the last non-blank line above the cursor line
 
     @property
+    def before_code(self) -> bool:
+        """Only indentation before the cursor and code after it: new lines go *above* that code."""
+        return not self.line_prefix.strip() and bool(self.line_suffix.strip())
+
+    @property
     def multiline(self) -> bool:
         """Finish the line when text follows the cursor; offer a block at an empty/opened line."""
+        if self.before_code:
+            return True
         if self.line_suffix.strip() and self.line_suffix.strip() not in (")", "]", "}", "):"):
             return False
         head = self.line_prefix.rstrip()
@@ -199,7 +206,15 @@ def finish(raw: str, sit: Situation) -> str:
     if sit.suffix.startswith(text):
         log.debug("postprocess: suggestion equals the text after the cursor, dropped")
         return ""
+    if sit.before_code:
+        text = whole_lines(text, sit)
     return text
+
+
+def whole_lines(text: str, sit: Situation) -> str:
+    """End lines inserted above existing code with a newline and the cursor's indentation, so the
+    code that followed the cursor stays on its own line, where it was."""
+    return text + "\n" + sit.line_prefix
 
 
 def should_stop(text: str, sit: Situation) -> bool:
