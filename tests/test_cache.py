@@ -1,0 +1,67 @@
+"""Typed-ahead and recent-state answers: no model call (the engine's token counter proves it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lsprotocol import types
+
+from lsp_server.engine.cache import SuggestionCache
+from tests.conftest import lsp_session
+
+
+def test_typed_ahead_serves_the_rest_of_the_suggestion() -> None:
+    c = SuggestionCache()
+    c.store("u", "x = ", "\n", "compute(a, b)")
+    assert c.lookup("u", "x = comp", "\n") == "ute(a, b)"
+    assert c.lookup("u", "x = cx", "\n") is None  # diverged
+    assert c.lookup("u", "x = compute(a, b)", "\n") is None  # fully typed: nothing left
+    assert c.lookup("u", "x = comp", "\nother") is None  # the suffix changed
+    assert c.typed_ahead_hits == 1
+
+
+def test_deleting_back_to_a_seen_state_hits_the_lru() -> None:
+    c = SuggestionCache(max_entries=2)
+    c.store("u", "a", "", "1")
+    c.store("u", "ab", "", "2")
+    assert c.lookup("u", "a", "") == "1"
+    c.store("u", "abc", "", "3")
+    c.store("u", "abcd", "", "4")
+    assert c.lookup("u", "ab", "") is None  # evicted (bounded)
+    assert c.hits == 1
+
+
+def test_quick_answers_serve_typed_ahead_but_not_the_lru() -> None:
+    c = SuggestionCache()
+    c.store("u", "x", "", "yz", remember=False)
+    assert c.lookup("u", "x", "") is None
+    assert c.lookup("u", "xy", "") == "z"
+
+
+async def stats(s: object) -> dict:
+    res = await s.client.protocol.send_request_async("starcoder/stats", {})  # type: ignore[attr-defined]
+    return res if isinstance(res, dict) else {k: getattr(res, k) for k in res._fields}
+
+
+async def test_typed_ahead_over_lsp_runs_no_model(tiny_starcoder: Path) -> None:
+    uri = "file:///tmp/starcoder-test/typed.py"
+    text = "def f(a, b):\n    \n"
+    async with lsp_session("visual-studio-code",
+                           {"model": str(tiny_starcoder), "threads": 1, "maxTokens": 6}) as s:
+        await s.wait_status("ready")
+        s.open(uri, text)
+        items = await s.inline(uri, 1, 4)
+        assert items, "the tiny model gave no suggestion to type ahead into"
+        suggestion = str(items[0].insert_text)
+        typed = suggestion[0]
+        assert len(suggestion) >= 2, suggestion
+        before = (await stats(s))["evaluated"]
+        s.client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[types.TextDocumentContentChangePartial(
+                range=types.Range(types.Position(1, 4), types.Position(1, 4)), text=typed)]))
+        again = await s.inline(uri, 1, 5)
+        after = await stats(s)
+        assert again and again[0].insert_text == suggestion[1:]
+        assert after["evaluated"] == before  # answered without running the model
+        assert after["typedAheadHits"] == 1
