@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lsp_server.postprocess.rules import (
     Situation,
+    body_already_there,
     balance_brackets,
     duplicated_indentation,
     finish,
@@ -138,3 +139,22 @@ def test_lines_inserted_above_existing_code_end_with_a_newline() -> None:
 
 def test_mid_line_is_not_before_code() -> None:
     assert not Situation("x = ", "foo", "foo\n").before_code
+
+
+def test_body_already_there_keeps_only_the_opener() -> None:
+    s = Situation("", "            if p % k == 0:", "            if p % k == 0:\n")
+    text = "        for k in range(2, p):\n            if p % k == 0:\n                return False"
+    assert body_already_there(text, s) == "        for k in range(2, p):"
+
+
+def test_body_already_there_cuts_a_second_version_of_the_next_line() -> None:
+    s = Situation("", "    return sum(x) / n", "    return sum(x) / n\n")
+    text = "    n = len(x)\n    return mean(x)"
+    assert body_already_there(text, s) == "    n = len(x)"
+
+
+def test_body_already_there_does_not_fire_for_new_independent_lines() -> None:
+    s = Situation("", "    return total", "    return total\n")
+    text = "    total = 0\n    for x in xs:\n        total += x"
+    assert body_already_there(text, s) == text
+    assert body_already_there("x = 1\ny = 2", Situation("a = ", "", "")) == "x = 1\ny = 2"

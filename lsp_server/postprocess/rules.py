@@ -138,6 +138,29 @@ def repetition(text: str, sit: Situation) -> str:
     return text
 
 
+def body_already_there(text: str, sit: Situation) -> str:
+    """Inserting lines above existing code: stop where the model re-writes what follows.
+
+    - The first line opens a block and the code after the cursor is already indented deeper:
+      that code is the block's body, so the suggestion is the opener line alone.
+    - A later line at the following code's indentation starting with the same word (a second
+      `return`, another `if`) is the model's own version of that code: cut before it.
+    """
+    if not sit.before_code:
+        return text
+    following = sit.line_prefix + sit.line_suffix
+    lines = text.split("\n")
+    first_width = len(sit.line_prefix.expandtabs(4)) + _indent_width(lines[0])
+    if _indent_width(following) > first_width and lines[0].rstrip().endswith(BLOCK_OPENERS):
+        return lines[0]
+    word = following.split()[0] if following.split() else ""
+    for i in range(1, len(lines)):
+        parts = lines[i].split()
+        if parts and parts[0] == word and _indent_width(lines[i]) == _indent_width(following):
+            return "\n".join(lines[:i])
+    return text
+
+
 OPENERS, CLOSERS = "([{", ")]}"
 
 
@@ -188,8 +211,8 @@ def balance_brackets(text: str, sit: Situation) -> str:
     return text
 
 
-RULES = (duplicated_indentation, single_line, indentation_scope, repetition, suffix_overlap,
-         balance_brackets, trim_trailing)
+RULES = (duplicated_indentation, single_line, indentation_scope, body_already_there, repetition,
+         suffix_overlap, balance_brackets, trim_trailing)
 
 
 def finish(raw: str, sit: Situation) -> str:
