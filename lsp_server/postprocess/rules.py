@@ -8,6 +8,7 @@ rule dropped or changed a suggestion.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -164,33 +165,9 @@ def body_already_there(text: str, sit: Situation) -> str:
 OPENERS, CLOSERS = "([{", ")]}"
 
 
-def _open_brackets(text: str) -> int:
-    """Net unclosed brackets in `text`, skipping string literals (a rough, language-neutral scan)."""
-    depth, quote, escaped = 0, "", False
-    for ch in text:
-        if quote:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == quote:
-                quote = ""
-        elif ch in "\"'`":
-            quote = ch
-        elif ch in OPENERS:
-            depth += 1
-        elif ch in CLOSERS:
-            depth = max(0, depth - 1)
-    return depth
-
-
-def balance_brackets(text: str, sit: Situation) -> str:
-    """Cut at a closing bracket that closes more than is open before the cursor on this line.
-
-    E.g. after `return fib(n-1) + fib(n` the model may write `-2))`: one `)` closes `fib(`, the
-    second would close nothing. Brackets opened inside the suggestion are tracked too.
-    """
-    depth = _open_brackets(sit.line_prefix)
+def _brackets(text: str) -> Iterator[tuple[int, int]]:
+    """(index, +1/-1) for each bracket outside string literals (a rough, language-neutral scan;
+    a string ends at its quote or at the end of the line)."""
     quote, escaped = "", False
     for i, ch in enumerate(text):
         if quote:
@@ -203,11 +180,30 @@ def balance_brackets(text: str, sit: Situation) -> str:
         elif ch in "\"'`":
             quote = ch
         elif ch in OPENERS:
-            depth += 1
+            yield i, 1
         elif ch in CLOSERS:
-            if depth == 0:
-                return text[:i].rstrip(" \t")
-            depth -= 1
+            yield i, -1
+
+
+def _open_brackets(text: str) -> int:
+    """Net unclosed brackets in `text`."""
+    depth = 0
+    for _, step in _brackets(text):
+        depth = max(0, depth + step)
+    return depth
+
+
+def balance_brackets(text: str, sit: Situation) -> str:
+    """Cut at a closing bracket that closes more than is open before the cursor on this line.
+
+    E.g. after `return fib(n-1) + fib(n` the model may write `-2))`: one `)` closes `fib(`, the
+    second would close nothing. Brackets opened inside the suggestion are tracked too.
+    """
+    depth = _open_brackets(sit.line_prefix)
+    for i, step in _brackets(text):
+        if step < 0 and depth == 0:
+            return text[:i].rstrip(" \t")
+        depth += step
     return text
 
 

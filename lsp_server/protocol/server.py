@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,20 +117,28 @@ class StarcoderServer(LanguageServer):
             return None
         return result[0] if result else None
 
+    async def begin_progress(self, kind: str, title: str, message: str,
+                             on_cancel: Callable[[], None] | None = None) -> str | None:
+        """Start a server-initiated `$/progress` (None when the client does not support it)."""
+        if not self.supports_progress():
+            return None
+        token = f"starcoder-{kind}-{uuid.uuid4().hex[:8]}"
+        try:
+            await asyncio.wait_for(self.work_done_progress.create_async(token),
+                                   timeout=defaults.CLIENT_REQUEST_TIMEOUT_S)
+            if on_cancel is not None:
+                self.work_done_progress.tokens[token].add_done_callback(lambda _: on_cancel())
+            self.work_done_progress.begin(token, types.WorkDoneProgressBegin(
+                title=title, message=message, cancellable=on_cancel is not None))
+        except Exception:
+            log.debug("progress not available", exc_info=True)
+            return None
+        return token
+
     async def load_with_progress(self) -> None:
         """Load the model, with `$/progress` when the client supports it."""
-        token: str | None = None
-        if self.supports_progress():
-            token = f"starcoder-load-{uuid.uuid4().hex[:8]}"
-            try:
-                await asyncio.wait_for(self.work_done_progress.create_async(token),
-                                       timeout=defaults.CLIENT_REQUEST_TIMEOUT_S)
-                self.work_done_progress.begin(token, types.WorkDoneProgressBegin(
-                    title="starcoder-lsp", message=f"Loading {self.assistant.settings.model}",
-                    cancellable=False))
-            except Exception:
-                log.debug("progress not available", exc_info=True)
-                token = None
+        token = await self.begin_progress("load", "starcoder-lsp",
+                                          f"Loading {self.assistant.settings.model}")
         try:
             await self.assistant.load()
         finally:
@@ -371,18 +380,8 @@ async def run_explain(ls: StarcoderServer, args: tuple[Any, ...]) -> str:
         ls.window_show_message(types.ShowMessageParams(types.MessageType.Warning, message))
         return message
     cancel = threading.Event()
-    token: str | None = None
-    if ls.supports_progress():
-        token = f"starcoder-explain-{uuid.uuid4().hex[:8]}"
-        try:
-            await asyncio.wait_for(ls.work_done_progress.create_async(token),
-                                   timeout=defaults.CLIENT_REQUEST_TIMEOUT_S)
-            ls.work_done_progress.tokens[token].add_done_callback(lambda _: cancel.set())
-            ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(
-                title="Explaining", message=_display_path(ls, uri, doc.path), cancellable=True))
-        except Exception:
-            log.debug("progress not available", exc_info=True)
-            token = None
+    token = await ls.begin_progress("explain", "Explaining", _display_path(ls, uri, doc.path),
+                                    on_cancel=cancel.set)
 
     def on_text(text: str) -> None:
         if token is not None:
