@@ -17,7 +17,7 @@ pytestmark = pytest.mark.real_model
 URI = "file:///tmp/starcoder-test/fib.py"
 FIB = (
     "def fibonacci(n):\n"
-    '    """Return the n-th Fibonacci number."""\n'
+    '    """Return the n-th Fibonacci number, computed recursively."""\n'
     "    if n < 2:\n"
     "        return n\n"
     "    \n"
