@@ -285,7 +285,8 @@ class Assistant:
             gen = generate(
                 model, prompt.ids, slot=slot, max_tokens=max_tokens, temperature=temperature,
                 heal=prompt.heal, should_stop=lambda t: should_stop(t, sit), cancel=cancel,
-                time_budget_s=defaults.GENERATION_BUDGET_S, reuse_suffix=not self.naive,
+                time_budget_s=defaults.GENERATION_BUDGET_S,
+                reuse_suffix=spec.family.keep_suffix and not self.naive,
             )
             raw = gen.text
             text = ""

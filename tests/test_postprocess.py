@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from lsp_server.postprocess.rules import (
     Situation,
-    body_already_there,
     balance_brackets,
+    body_already_there,
     duplicated_indentation,
     finish,
     indentation_scope,

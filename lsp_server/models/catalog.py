@@ -74,6 +74,8 @@ class Family:
     stop: tuple[str, ...] = ()
     architectures: tuple[str, ...] = ()
     description: str = ""
+    # Keep the suffix's KV cells through an edit (RoPE models only; see lsp_server.engine.kv).
+    keep_suffix: bool = True
 
     @property
     def has_fim(self) -> bool:
@@ -504,7 +506,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 _FAMILY_FIELDS = frozenset(
     {
         "description", "architectures", "fim_prefix", "fim_suffix", "fim_middle", "fim_pad",
-        "repo_name", "file_sep", "filename", "spm", "stop",
+        "repo_name", "file_sep", "filename", "spm", "stop", "keep_suffix",
     }
 )  # fmt: skip
 _MODEL_FIELDS = frozenset(
@@ -649,6 +651,7 @@ def _build_family(name: str, raw: Mapping[str, tuple[Any, Path]]) -> Family:
         stop=f.strings("stop"),
         architectures=f.strings("architectures"),
         description=f.string("description") or "",
+        keep_suffix=f.boolean("keep_suffix") is not False,
     )
     given = [m for m in fam.fim_markers if m]
     if given and len(given) != 3:
