@@ -97,16 +97,20 @@ class _State:
 class Assistant:
     """The model-backed features, independent of LSP."""
 
-    def __init__(self, settings: Settings, on_status: StatusCallback | None = None) -> None:
+    def __init__(self, settings: Settings, on_status: StatusCallback | None = None,
+                 on_warning: Callable[[str], None] | None = None) -> None:
         self.settings = settings
         self.worker = Worker()
         self._on_status = on_status or (lambda s, m, msg: None)
+        self._on_warning = on_warning or (lambda msg: None)
+        self._idle_timer: asyncio.TimerHandle | None = None
         self._st = _State(model=settings.model)
         self._load_lock = asyncio.Lock()
         self.snippets = SnippetSelector()
         self.cache = SuggestionCache()
         self._warm_timer: asyncio.TimerHandle | None = None
         self.naive = os.environ.get(NAIVE_ENV) == "1"
+        self._reload_task: asyncio.Future[None] | None = None
         self.requests = 0
         self._header_cache: tuple[object, Header] | None = None
 
@@ -141,6 +145,7 @@ class Assistant:
     async def apply_settings(self, settings: Settings) -> None:
         """Adopt new settings; reload the model only when a setting that shapes it changed."""
         self.settings = settings
+        self._touch()  # the idle time may have changed
         if not settings.enable:
             self._set("disabled", "completions are turned off (starcoder.enable)")
             return
@@ -148,11 +153,16 @@ class Assistant:
             await self.load()
 
     async def load(self) -> None:
-        """Resolve, verify and load the configured model on the worker; never raises."""
+        """Resolve, verify and load the configured model on the worker; never raises.
+
+        The new model is loaded while the old one keeps serving, then swapped in; if the new one
+        fails, the old one stays (the user is told why) and only a first load ends in `error`.
+        """
         async with self._load_lock:
             key = self._load_key()
             # Claimed now, so settings that arrive while this load runs do not queue a second one.
             self._st.loaded_settings = key
+            previous = self._st.spec if self.worker.model is not None else None
             self._st.model = self.settings.model
             self._set("loading", f"loading {self.settings.model}")
             try:
@@ -165,32 +175,64 @@ class Assistant:
 
                 def job(_: LoadedModel | None, __: threading.Event) -> LoadedModel:
                     time.sleep(float(os.environ.get(LOAD_DELAY_ENV, "0") or 0))
-                    self.worker.set_model(None)  # free the old weights before mapping new ones
                     t0 = time.perf_counter()
                     model = load_model(path, spec.family, options, spec.name)
                     log.info("loaded %s in %.2f s (n_ctx %d, %d threads, gpu layers %d)", spec.name,
                              time.perf_counter() - t0, n_ctx, options.n_threads, model.gpu_layers)
-                    self.worker.set_model(model)
+                    self.worker.set_model(model)  # frees the previous model
                     return model
 
                 fut, _ = self.worker.submit(job)
                 model = await asyncio.wrap_future(fut)
-            except (CatalogError, ModelError, store.PullError) as exc:
-                self._st.loaded_settings = key
-                self._set("error", str(exc))
-                return
-            except Exception as exc:  # a bug or an unexpected llama.cpp failure: report, stay up
-                log.exception("model load failed")
-                self._st.loaded_settings = key
-                self._set("error", f"could not load {self.settings.model}: {exc}")
+            except Exception as exc:
+                expected = isinstance(exc, CatalogError | ModelError | store.PullError)
+                if not expected:  # a bug or an unexpected llama.cpp failure: report, stay up
+                    log.exception("model load failed")
+                reason = str(exc) if expected else f"could not load {self.settings.model}: {exc}"
+                if previous is not None and self.worker.model is not None:
+                    self._st.model = previous.name
+                    self._warn(f"{reason} — still using {previous.name}")
+                    self._set("ready", f"{previous.name} ({previous.family.name})")
+                else:
+                    self._set("error", reason)
                 return
             self._st.spec = spec
             self._st.line_tokens = LineTokenCache(model.count)
-            self._st.loaded_settings = key
+            self.cache.clear()
             if self.settings.enable:
                 self._set("ready", f"{spec.name} ({spec.family.name})")
             else:
                 self._set("disabled", "completions are turned off (starcoder.enable)")
+            self._touch()
+
+    def _warn(self, message: str) -> None:
+        log.warning("%s", message)
+        self._on_warning(message)
+
+    # --- idle unload --------------------------------------------------------------------------------
+    def _touch(self) -> None:
+        """Restart the idle clock (a request, an explanation, a load)."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        minutes = self.settings.idle_unload_minutes
+        if minutes > 0 and self.worker.model is not None:
+            self._idle_timer = asyncio.get_running_loop().call_later(
+                minutes * 60, lambda: asyncio.ensure_future(self.unload()))
+
+    async def unload(self) -> None:
+        """Free the model's memory after the idle time; the next request loads it again."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        async with self._load_lock:
+            if self.worker.model is None:
+                return
+            fut, _ = self.worker.submit(lambda model, cancel: self.worker.set_model(None))
+            await asyncio.wrap_future(fut)
+            self._st.line_tokens = None
+            self._set("unloaded", f"freed after {self.settings.idle_unload_minutes:g} idle minutes;"
+                                  " loads again on the next request")
 
     @staticmethod
     def _local_file(spec: ModelSpec) -> Path:
@@ -340,8 +382,11 @@ class Assistant:
 
     async def complete(self, req: CompletionRequest) -> Suggestion | None:
         """A suggestion, or None when not ready, disabled, cancelled or superseded."""
+        if self.state == "unloaded" and self.settings.enable:
+            self._reload_task = asyncio.ensure_future(self.load())  # answer now, load meanwhile
         if not self.ready or not self.settings.enable:
             return None
+        self._touch()
         self._schedule_warm(None)  # the user is active: no background work now
         self.requests += 1
         prefix, suffix = req.split()
@@ -389,6 +434,7 @@ class Assistant:
         if not self.ready:
             raise ModelError(f"the model is not ready ({self.state}: {self.message})")
         cancel = cancel or threading.Event()
+        self._touch()
         t0 = time.perf_counter()
         end = max(end, start + 1)
         code_lines = list(lines[start:end])
@@ -456,8 +502,9 @@ class Assistant:
         }
 
     def shutdown(self) -> None:
-        if self._warm_timer is not None:
-            self._warm_timer.cancel()
+        for timer in (self._warm_timer, self._idle_timer):
+            if timer is not None:
+                timer.cancel()
         self.worker.shutdown()
 
 

@@ -57,7 +57,7 @@ class StarcoderServer(LanguageServer):
     def __init__(self, settings: Settings) -> None:
         super().__init__(defaults.SERVER_NAME, __version__, protocol_cls=StarcoderProtocol)
         self.cli_settings = settings
-        self.assistant = Assistant(settings, self.send_status)
+        self.assistant = Assistant(settings, self.send_status, self.show_warning)
         self.tasks: set[asyncio.Task[Any]] = set()
         self.last_status: dict[str, str] = {}
         self.recent = RecentDocuments()
@@ -86,6 +86,10 @@ class StarcoderServer(LanguageServer):
                 )
         except Exception:  # no client connected yet (e.g. in-process use)
             log.debug("status not sent", exc_info=True)
+
+    def show_warning(self, text: str) -> None:
+        self.window_show_message(
+            types.ShowMessageParams(types.MessageType.Warning, f"starcoder-lsp: {text}"))
 
     def show_problems(self, problems: list[str]) -> None:
         for text in problems:

@@ -1,0 +1,54 @@
+"""Model lifecycle: a failed switch keeps the old model serving; idle unload frees memory."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from lsprotocol import types
+
+from tests.conftest import lsp_session
+
+URI = "file:///tmp/starcoder-test/life.py"
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+async def test_failed_switch_keeps_the_old_model(tmp_path: Path, tiny_starcoder: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\0" * 64)  # a GGUF header that is cut short
+    async with lsp_session("visual-studio-code", {"model": str(tiny_starcoder), "threads": 1,
+                                                  "maxTokens": 4}) as s:
+        await s.wait_status("ready")
+        n = len(s.statuses)
+        s.client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+            settings={"starcoder": {"model": str(broken)}}))
+        st = await s.wait_status("ready", "error", after=n + 1)
+        assert st["state"] == "ready" and "tiny-starcoder" in st["message"], st
+        warning = await s.wait_message(types.MessageType.Warning)
+        assert "still using tiny-starcoder" in warning.message
+        s.open(URI, "def f():\n    \n")
+        assert isinstance(await s.inline(URI, 1, 4), list)  # still serving
+
+
+async def test_idle_unload_frees_memory_and_reloads_on_demand(qwen_gguf: Path) -> None:
+    async with lsp_session("neovim", {"model": str(qwen_gguf), "idleUnloadMinutes": 0.05}) as s:
+        await s.wait_status("ready")
+        s.open(URI, "def fibonacci(n):\n    if n < 2:\n        return n\n    \n")
+        assert await s.inline(URI, 3, 4)
+        pid = s.client._server.pid  # type: ignore[union-attr]
+        loaded = rss_mb(pid)
+        n = len(s.statuses)
+        await s.wait_status("unloaded", after=n, timeout=60)
+        await asyncio.sleep(0.5)
+        freed = rss_mb(pid)
+        assert freed < loaded - 250, (loaded, freed)  # the weights (~470 MB) are gone
+        n = len(s.statuses)
+        assert await s.inline(URI, 3, 4) == []  # answered at once, the load starts
+        await s.wait_status("ready", after=n, timeout=60)
+        assert await s.inline(URI, 3, 4)
