@@ -111,6 +111,7 @@ class Assistant:
         self._warm_timer: asyncio.TimerHandle | None = None
         self.naive = os.environ.get(NAIVE_ENV) == "1"
         self._reload_task: asyncio.Future[None] | None = None
+        self._loaded_request = ""  # the `model` setting of the model now loaded
         self.requests = 0
         self._header_cache: tuple[object, Header] | None = None
 
@@ -155,14 +156,16 @@ class Assistant:
     async def load(self) -> None:
         """Resolve, verify and load the configured model on the worker; never raises.
 
-        The new model is loaded while the old one keeps serving, then swapped in; if the new one
-        fails, the old one stays (the user is told why) and only a first load ends in `error`.
+        The new model is loaded while the old one keeps serving, then swapped in. If reloading
+        the *same* model fails (its file or settings changed), the old one stays and the user is
+        told why; a failed switch to another model, or a first load, ends in `error`.
         """
         async with self._load_lock:
             key = self._load_key()
             # Claimed now, so settings that arrive while this load runs do not queue a second one.
             self._st.loaded_settings = key
             previous = self._st.spec if self.worker.model is not None else None
+            reload_same = previous is not None and self._loaded_request == self.settings.model
             self._st.model = self.settings.model
             self._set("loading", f"loading {self.settings.model}")
             try:
@@ -189,14 +192,15 @@ class Assistant:
                 if not expected:  # a bug or an unexpected llama.cpp failure: report, stay up
                     log.exception("model load failed")
                 reason = str(exc) if expected else f"could not load {self.settings.model}: {exc}"
-                if previous is not None and self.worker.model is not None:
-                    self._st.model = previous.name
+                if reload_same and previous is not None and self.worker.model is not None:
+                    self._st.model = self.settings.model
                     self._warn(f"{reason} — still using {previous.name}")
                     self._set("ready", f"{previous.name} ({previous.family.name})")
                 else:
                     self._set("error", reason)
                 return
             self._st.spec = spec
+            self._loaded_request = self.settings.model
             self._st.line_tokens = LineTokenCache(model.count)
             self.cache.clear()
             if self.settings.enable:

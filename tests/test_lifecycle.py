@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 from pathlib import Path
 
 from lsprotocol import types
@@ -19,21 +21,37 @@ def rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-async def test_failed_switch_keeps_the_old_model(tmp_path: Path, tiny_starcoder: Path) -> None:
-    broken = tmp_path / "broken.gguf"
-    broken.write_bytes(b"GGUF" + b"\0" * 64)  # a GGUF header that is cut short
-    async with lsp_session("visual-studio-code", {"model": str(tiny_starcoder), "threads": 1,
+async def test_corrupt_new_file_keeps_the_old_model(tmp_path: Path, tiny_starcoder: Path) -> None:
+    model = tmp_path / "model.gguf"
+    shutil.copy(tiny_starcoder, model)
+    async with lsp_session("visual-studio-code", {"model": str(model), "threads": 1,
                                                   "maxTokens": 4}) as s:
+        await s.wait_status("ready")
+        # The file is replaced (as a pull or a copy tool does: new file, then rename) by a corrupt
+        # one, and a setting change makes the server reload it.
+        staged = tmp_path / "staged.gguf"
+        staged.write_bytes(b"GGUF" + b"\0" * 64)
+        os.replace(staged, model)
+        n = len(s.statuses)
+        s.client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+            settings={"starcoder": {"model": str(model), "contextTokens": 4096}}))
+        st = await s.wait_status("ready", "error", after=n + 1)
+        assert st["state"] == "ready" and "model" in st["message"], st
+        warning = await s.wait_message(types.MessageType.Warning)
+        assert "still using model" in warning.message
+        s.open(URI, "def f():\n    \n")
+        assert isinstance(await s.inline(URI, 1, 4), list)  # the old model still serves
+
+
+async def test_failed_switch_to_another_model_is_an_error(tmp_path: Path, tiny_starcoder: Path
+                                                          ) -> None:
+    async with lsp_session("neovim", {"model": str(tiny_starcoder), "threads": 1}) as s:
         await s.wait_status("ready")
         n = len(s.statuses)
         s.client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
-            settings={"starcoder": {"model": str(broken)}}))
+            settings={"starcoder": {"model": str(tmp_path / "missing.gguf")}}))
         st = await s.wait_status("ready", "error", after=n + 1)
-        assert st["state"] == "ready" and "tiny-starcoder" in st["message"], st
-        warning = await s.wait_message(types.MessageType.Warning)
-        assert "still using tiny-starcoder" in warning.message
-        s.open(URI, "def f():\n    \n")
-        assert isinstance(await s.inline(URI, 1, 4), list)  # still serving
+        assert st["state"] == "error" and "not found" in st["message"].lower(), st
 
 
 async def test_idle_unload_frees_memory_and_reloads_on_demand(qwen_gguf: Path) -> None:
