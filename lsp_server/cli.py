@@ -58,8 +58,12 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    """CLI flags are the lowest-priority settings source (the editor's value wins)."""
-    s = Settings()
+    """The user's settings file, then CLI flags: the base the editor's settings override."""
+    from lsp_server.settings import load_user_settings
+
+    s, problems = load_user_settings(Settings())
+    for problem in problems:
+        log.warning("%s", problem)
     pairs = {
         "model": "model", "models_file": "models_file", "n_gpu_layers": "n_gpu_layers",
         "threads": "threads", "context_tokens": "context_tokens", "max_tokens": "max_tokens",

@@ -130,3 +130,5 @@ EXPLAIN_MAX_TOKENS = 400
 # An explanation generates in slices of this many tokens; a completion that arrives meanwhile runs
 # between two slices (it waits at most one slice, ~0.2 s), then the explanation resumes.
 EXPLAIN_SLICE_TOKENS = 8
+# Catalogue and model-file changes are acted on after this quiet period (saves come in bursts).
+WATCH_DEBOUNCE_S = 1.0

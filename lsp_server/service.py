@@ -28,6 +28,7 @@ from lsp_server.engine.model import LoadedModel, LoadOptions, ModelError, load_m
 from lsp_server.engine.worker import Worker
 from lsp_server.models import store
 from lsp_server.models.catalog import Catalog, CatalogError, ModelSpec, load_catalog
+from lsp_server.models.watch import FileWatcher
 from lsp_server.postprocess.rules import Situation, finish, should_stop
 from lsp_server.prompt.explain import ExplainRequest, base_prompt, chat_prompt, strip_turns
 from lsp_server.prompt.explain import should_stop as should_stop_explain
@@ -112,6 +113,9 @@ class Assistant:
         self.naive = os.environ.get(NAIVE_ENV) == "1"
         self._reload_task: asyncio.Future[None] | None = None
         self._loaded_request = ""  # the `model` setting of the model now loaded
+        self._fingerprint: tuple[object, ...] = ()
+        self._watcher: FileWatcher | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
         self.requests = 0
         self._header_cache: tuple[object, Header] | None = None
 
@@ -201,6 +205,8 @@ class Assistant:
                 return
             self._st.spec = spec
             self._loaded_request = self.settings.model
+            self._fingerprint = self._fingerprint_of(spec, path)
+            self._watch(path)
             self._st.line_tokens = LineTokenCache(model.count)
             self.cache.clear()
             if self.settings.enable:
@@ -208,6 +214,45 @@ class Assistant:
             else:
                 self._set("disabled", "completions are turned off (starcoder.enable)")
             self._touch()
+
+    # --- hot reload ---------------------------------------------------------------------------------
+    @staticmethod
+    def _fingerprint_of(spec: ModelSpec, path: Path) -> tuple[object, ...]:
+        try:
+            st = path.stat()
+            return (spec, st.st_size, st.st_mtime_ns, st.st_ino)
+        except OSError:
+            return (spec, None)
+
+    def _watch(self, path: Path) -> None:
+        """Watch the catalogue files and the model file; reload when what we loaded changed."""
+        try:
+            files = [*self.catalog().files, path]
+            if self._watcher is None:
+                loop = asyncio.get_running_loop()
+                self._watcher = FileWatcher(loop, lambda: self._spawn(self.reload_if_changed()))
+            self._watcher.watch(files)
+        except Exception:
+            log.warning("cannot watch the model files; edits need a restart", exc_info=True)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def reload_if_changed(self) -> None:
+        """models.toml or the model file changed: load again if what we serve is affected."""
+        if self.state in ("disabled", "unloaded"):
+            return
+        try:
+            spec = self.catalog().resolve(self.settings.model)
+            path = spec.source.path if spec.source.kind == "path" else store.local_path(spec)
+        except CatalogError as exc:
+            self._warn(f"models.toml changed but cannot be used: {exc}")
+            return
+        if path is None or self._fingerprint_of(spec, Path(path)) != self._fingerprint:
+            log.info("model entry or file changed: reloading %s", self.settings.model)
+            await self.load()
 
     def _warn(self, message: str) -> None:
         log.warning("%s", message)
@@ -509,6 +554,8 @@ class Assistant:
         for timer in (self._warm_timer, self._idle_timer):
             if timer is not None:
                 timer.cancel()
+        if self._watcher is not None:
+            self._watcher.stop()
         self.worker.shutdown()
 
 

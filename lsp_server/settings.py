@@ -8,9 +8,13 @@ for ``window/showMessage``.
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import platformdirs
 
 from lsp_server import defaults
 
@@ -122,3 +126,22 @@ def merge(base: Settings, raw: Any) -> tuple[Settings, list[str]]:
 def to_camel(settings: Settings) -> dict[str, Any]:
     """The camelCase view, for logs and for the CLI to pass settings as initializationOptions."""
     return {key: getattr(settings, name) for key, (name, _) in _FIELDS.items()}
+
+
+def user_settings_path() -> Path:
+    """`settings.toml` in the user's config dir: settings for when no editor sends any."""
+    return Path(platformdirs.user_config_dir(defaults.APP_NAME)) / "settings.toml"
+
+
+def load_user_settings(base: Settings) -> tuple[Settings, list[str]]:
+    """Apply the user's settings file (camelCase keys, optionally under [starcoder]) to `base`."""
+    path = user_settings_path()
+    if not path.is_file():
+        return base, []
+    try:
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        return base, [f"{path}: {exc}; ignored"]
+    settings, problems = merge(base, raw)
+    return settings, [f"{path}: {p}" for p in problems]

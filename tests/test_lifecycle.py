@@ -70,3 +70,41 @@ async def test_idle_unload_frees_memory_and_reloads_on_demand(qwen_gguf: Path) -
         assert await s.inline(URI, 3, 4) == []  # answered at once, the load starts
         await s.wait_status("ready", after=n, timeout=60)
         assert await s.inline(URI, 3, 4)
+
+
+def catalogue(path: Path, model: Path) -> None:
+    path.write_text(
+        "[models.mine]\n"
+        'family = "starcoder"\n'
+        "context_length = 8192\n"
+        f'source = {{ kind = "path", path = "{model}" }}\n',
+        encoding="utf-8",
+    )
+
+
+async def test_editing_models_toml_and_replacing_the_file_reload_live(tmp_path: Path,
+                                                                     tiny_starcoder: Path,
+                                                                     tiny_starcoder2: Path) -> None:
+    models = tmp_path / "models.toml"
+    first = tmp_path / "first.gguf"
+    shutil.copy(tiny_starcoder, first)
+    catalogue(models, first)
+    async with lsp_session("neovim", {"model": "mine", "modelsFile": str(models),
+                                      "threads": 1}) as s:
+        await s.wait_status("ready")
+        # 1. The entry now points at another file: the server notices and reloads.
+        n = len(s.statuses)
+        second = tmp_path / "second.gguf"
+        shutil.copy(tiny_starcoder, second)
+        catalogue(models, second)
+        await s.wait_status("loading", after=n, timeout=30)
+        assert (await s.wait_status("ready", "error", after=n + 1, timeout=30))["state"] == "ready"
+        # 2. The model file itself is replaced (a new download renamed into place).
+        n = len(s.statuses)
+        staged = tmp_path / "staged.gguf"
+        shutil.copy(tiny_starcoder2, staged)
+        os.replace(staged, second)
+        await s.wait_status("loading", after=n, timeout=30)
+        assert (await s.wait_status("ready", "error", after=n + 1, timeout=30))["state"] == "ready"
+        s.open(URI, "def f():\n    \n")
+        assert isinstance(await s.inline(URI, 1, 4), list)

@@ -43,3 +43,19 @@ def test_to_camel_round_trip() -> None:
     s = Settings(context_tokens=1024, backend="openai", endpoint="http://127.0.0.1:1/v1")
     again, problems = merge(Settings(), {k: v for k, v in to_camel(s).items() if v is not None})
     assert again == s and problems == []
+
+
+def test_user_settings_file_is_the_base(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from lsp_server.settings import load_user_settings, user_settings_path
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    path = user_settings_path()
+    assert str(path).startswith(str(tmp_path))
+    path.parent.mkdir(parents=True)
+    path.write_text('[starcoder]\nmodel = "/m/x.gguf"\nthreads = 1\ncontextTokens = 99999\n')
+    s, problems = load_user_settings(Settings())
+    assert (s.model, s.threads) == ("/m/x.gguf", 1)
+    assert len(problems) == 1 and "contextTokens" in problems[0]
+    path.write_text("not toml [")
+    s, problems = load_user_settings(Settings())
+    assert s == Settings(threads=s.threads) and problems
