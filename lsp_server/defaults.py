@@ -132,3 +132,5 @@ EXPLAIN_MAX_TOKENS = 400
 EXPLAIN_SLICE_TOKENS = 8
 # Catalogue and model-file changes are acted on after this quiet period (saves come in bursts).
 WATCH_DEBOUNCE_S = 1.0
+# With memoryPolicy "shrink", a context below this is pointless: refuse instead.
+MIN_CONTEXT_TOKENS = 1024

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,17 +145,32 @@ class Assistant:
 
     def _load_key(self) -> tuple[object, ...]:
         s = self.settings
-        return (s.model, s.models_file, s.context_tokens, s.threads, s.n_gpu_layers)
+        return (s.model, s.models_file, s.context_tokens, s.threads, s.n_gpu_layers,
+                s.memory_policy)
 
-    async def apply_settings(self, settings: Settings) -> None:
-        """Adopt new settings; reload the model only when a setting that shapes it changed."""
+    def needs_load(self, settings: Settings) -> bool:
+        """Whether adopting `settings` means loading the model (again)."""
+        if not settings.enable:
+            return False
+        current, self.settings = self.settings, settings
+        try:
+            changed = self._load_key() != self._st.loaded_settings
+        finally:
+            self.settings = current
+        return changed or self._st.state in ("error", "disabled")
+
+    async def apply_settings(self, settings: Settings,
+                             load: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Adopt new settings; reload the model only when a setting that shapes it changed
+        (through `load`, e.g. the server's loader that also reports `$/progress`)."""
+        reload = self.needs_load(settings)
         self.settings = settings
         self._touch()  # the idle time may have changed
         if not settings.enable:
             self._set("disabled", "completions are turned off (starcoder.enable)")
             return
-        if self._load_key() != self._st.loaded_settings or self._st.state in ("error", "disabled"):
-            await self.load()
+        if reload:
+            await (load or self.load)()
 
     async def load(self) -> None:
         """Resolve, verify and load the configured model on the worker; never raises.
@@ -178,7 +193,8 @@ class Assistant:
                 path = await asyncio.to_thread(self._local_file, spec)
                 n_ctx = min(self.settings.context_tokens, spec.context_length or 1 << 30)
                 options = LoadOptions(n_ctx=n_ctx, n_threads=self.settings.threads,
-                                      n_gpu_layers=self.settings.n_gpu_layers)
+                                      n_gpu_layers=self.settings.n_gpu_layers,
+                                      shrink_to_fit=self.settings.memory_policy == "shrink")
 
                 def job(_: LoadedModel | None, __: threading.Event) -> LoadedModel:
                     time.sleep(float(os.environ.get(LOAD_DELAY_ENV, "0") or 0))

@@ -33,6 +33,7 @@ class Settings:
     backend: str = "local"
     endpoint: str | None = None
     api_key_env: str | None = None
+    memory_policy: str = "refuse"  # or "shrink": lower the context when memory is short
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -95,6 +96,7 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "backend": ("backend", _choice("local", "llama-server", "openai")),
     "endpoint": ("endpoint", _string),
     "apiKeyEnv": ("api_key_env", _string),
+    "memoryPolicy": ("memory_policy", _choice("refuse", "shrink")),
 }
 
 

@@ -108,3 +108,32 @@ async def test_editing_models_toml_and_replacing_the_file_reload_live(tmp_path: 
         assert (await s.wait_status("ready", "error", after=n + 1, timeout=30))["state"] == "ready"
         s.open(URI, "def f():\n    \n")
         assert isinstance(await s.inline(URI, 1, 4), list)
+
+
+async def test_memory_policy_shrink_loads_a_smaller_context(qwen_gguf: Path) -> None:
+    # 660 MB allows the weights (~470 MB) + overhead but not an 8K KV cache: shrink, don't refuse.
+    env = {"STARCODER_LSP_MEMORY_LIMIT_MB": "660"}
+    async with lsp_session("neovim", {"model": str(qwen_gguf), "memoryPolicy": "shrink"},
+                           env=env) as s:
+        assert (await s.wait_status("ready", "error"))["state"] == "ready"
+    async with lsp_session("neovim", {"model": str(qwen_gguf)}, env=env) as s:
+        st = await s.wait_status("ready", "error")
+        assert st["state"] == "error" and "memoryPolicy" in st["message"], st
+
+
+async def test_switching_models_reports_progress(tiny_starcoder: Path, tiny_starcoder2: Path
+                                                 ) -> None:
+    async with lsp_session("visual-studio-code", {"model": str(tiny_starcoder), "threads": 1}) as s:
+        await s.wait_status("ready")
+        tokens_before = len(s.client.progress_reports)
+        n = len(s.statuses)
+        s.client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+            settings={"starcoder": {"model": str(tiny_starcoder2), "threads": 1}}))
+        await s.wait_status("loading", after=n)
+        st = await s.wait_status("ready", "error", after=n + 1)
+        assert st["state"] == "ready" and "tiny-starcoder2" in st["message"], st
+        for _ in range(50):
+            if len(s.client.progress_reports) > tokens_before:
+                break
+            await asyncio.sleep(0.05)
+        assert len(s.client.progress_reports) > tokens_before

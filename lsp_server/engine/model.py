@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ class LoadOptions:
     n_threads: int = field(default_factory=defaults.default_threads)
     n_gpu_layers: int = defaults.N_GPU_LAYERS
     n_batch: int = defaults.N_BATCH
+    shrink_to_fit: bool = False  # lower n_ctx instead of refusing when memory is short
 
 
 @dataclass
@@ -157,15 +159,27 @@ def kv_cache_bytes(path: Path, n_ctx: int) -> int:
         return n_ctx * defaults.KV_BYTES_PER_TOKEN_ESTIMATE
 
 
-def _check_memory(path: Path, n_ctx: int) -> None:
-    need = path.stat().st_size + kv_cache_bytes(path, n_ctx) + defaults.LOAD_OVERHEAD_BYTES
+def fit_context(path: Path, n_ctx: int, shrink: bool) -> int:
+    """The context to load with: `n_ctx` if it fits in memory, else a smaller one (`shrink`) or a
+    ModelError that says what to do."""
     have = memory_limit()
-    if have is not None and need > have:
-        raise ModelError(
-            f"Not enough memory for {path.name}: it needs about {need / 2**30:.1f} GiB "
-            f"(weights + KV cache for {n_ctx} tokens) and {have / 2**30:.1f} GiB is available. "
-            "Close other programs, lower starcoder.contextTokens, or choose a smaller model."
-        )
+    fixed = path.stat().st_size + defaults.LOAD_OVERHEAD_BYTES
+    if have is None or fixed + kv_cache_bytes(path, n_ctx) <= have:
+        return n_ctx
+    if shrink:
+        per_token = max(1, kv_cache_bytes(path, 1024) // 1024)
+        fits = (have - fixed) // per_token // 256 * 256
+        if fits >= defaults.MIN_CONTEXT_TOKENS:
+            log.warning("not enough memory for a %d-token context with %s: using %d tokens",
+                        n_ctx, path.name, fits)
+            return int(fits)
+    need = fixed + kv_cache_bytes(path, n_ctx)
+    raise ModelError(
+        f"Not enough memory for {path.name}: it needs about {need / 2**30:.1f} GiB "
+        f"(weights + KV cache for {n_ctx} tokens) and {have / 2**30:.1f} GiB is available. "
+        "Close other programs, lower starcoder.contextTokens, set starcoder.memoryPolicy to "
+        '"shrink", or choose a smaller model.'
+    )
 
 
 def _piece(vocab: Any, tid: int) -> bytes:
@@ -229,7 +243,9 @@ def load_model(path: Path, family: Family, options: LoadOptions, name: str = "")
     """Load `path` (mmap) and check it can do FIM; raise ModelError with a fix-it message."""
     name = name or path.name
     _check_file(path)
-    _check_memory(path, options.n_ctx)
+    n_ctx = fit_context(path, options.n_ctx, options.shrink_to_fit)
+    if n_ctx != options.n_ctx:
+        options = dataclasses.replace(options, n_ctx=n_ctx)
     import llama_cpp
     from llama_cpp import _internals, _logger
 

@@ -7,6 +7,7 @@ renames it; a copy writes in chunks) are folded into one callback after a quiet 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -47,7 +48,8 @@ class FileWatcher:
                 if getattr(event, "dest_path", None):
                     paths.add(Path(str(event.dest_path)))
                 if any(p.resolve() in watcher._files for p in paths):
-                    watcher._loop.call_soon_threadsafe(watcher._poke)
+                    with contextlib.suppress(RuntimeError):  # the loop is gone: nobody to tell
+                        watcher._loop.call_soon_threadsafe(watcher._poke)
 
         observer = Observer()
         handler = Handler()

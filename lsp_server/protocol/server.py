@@ -248,7 +248,7 @@ def create_server(settings: Settings | None = None) -> StarcoderServer:
                 raw = await ls.pull_configuration()
             settings, problems = merge(ls.assistant.settings, raw)
             ls.show_problems(problems)
-            await ls.assistant.apply_settings(settings)
+            await ls.assistant.apply_settings(settings, ls.load_with_progress)
 
         ls.spawn(update())
 
