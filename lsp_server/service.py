@@ -219,6 +219,9 @@ class Assistant:
                 else:
                     self._set("error", reason)
                 return
+            if model.n_ctx < n_ctx:
+                self._warn(f"not enough memory for a {n_ctx}-token context with {spec.name}: "
+                           f"using {model.n_ctx} tokens (starcoder.memoryPolicy = shrink)")
             self._st.spec = spec
             self._loaded_request = self.settings.model
             self._fingerprint = self._fingerprint_of(spec, path)

@@ -116,6 +116,8 @@ async def test_memory_policy_shrink_loads_a_smaller_context(qwen_gguf: Path) -> 
     async with lsp_session("neovim", {"model": str(qwen_gguf), "memoryPolicy": "shrink"},
                            env=env) as s:
         assert (await s.wait_status("ready", "error"))["state"] == "ready"
+        warning = await s.wait_message(types.MessageType.Warning)
+        assert "memoryPolicy = shrink" in warning.message
     async with lsp_session("neovim", {"model": str(qwen_gguf)}, env=env) as s:
         st = await s.wait_status("ready", "error")
         assert st["state"] == "error" and "memoryPolicy" in st["message"], st
