@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from benchmarks.lspclient import (
     resolve_model,
     start_server,
     timestamp,
+    write_results,
 )
 
 CASES_DIR = Path(__file__).resolve().parent / "crossfile_cases"
@@ -220,10 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         em_with, em_without = (conds[c][attempt]["exact_match"] for c in ("with", "without"))
         ok = results["acceptance"][attempt] = em_with > 0 and em_with >= 2 * em_without
         print(f"acceptance ({attempt} request): {'PASS' if ok else 'FAIL'}")
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    out = RESULTS_DIR / f"crossfile-{stamp}.json"
-    out.write_text(json.dumps(results, indent=2), encoding="utf-8")
-    print(f"results: {out}")
+    print(f"results: {write_results('crossfile', stamp, results)}")
     return 0
 
 

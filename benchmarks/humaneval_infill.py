@@ -31,6 +31,7 @@ from benchmarks.lspclient import (
     resolve_model,
     start_server,
     timestamp,
+    write_results,
 )
 
 DATA_DIR = Path("/work/shared/data/human-eval-infilling")
@@ -225,10 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         p, lat = s["pass@1"], s["median_latency_s"]
         print(f"{split:7} {s['n']:4} {100 * p['server']:6.1f}% {100 * p['raw']:6.1f}% "
               f"{100 * p['oracle']:8.1f}% {lat['server']:9.2f} {lat['raw']:9.2f}")
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    out = RESULTS_DIR / f"humaneval-infill-{stamp}.json"
-    out.write_text(json.dumps(results, indent=2), encoding="utf-8")
-    print(f"results: {out}")
+    print(f"results: {write_results('humaneval-infill', stamp, results)}")
     return 0
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from lsprotocol import types
 
-from benchmarks.lspclient import RESULTS_DIR, LspDriver, resolve_model, start_server, timestamp
+from benchmarks.lspclient import RESULTS_DIR, LspDriver, resolve_model, start_server, timestamp, write_results
 
 KEY_INTERVAL_S = 0.150  # one character every 150 ms (~80 words per minute)
 TARGET_CHARS = 30_000  # ~8K Qwen tokens of Python
@@ -202,9 +202,7 @@ async def main_async(args: argparse.Namespace) -> None:
     print("samples (typed line so far -> suggestion):")
     for line, sug in fast.samples[:15]:
         print(f"  {line.strip()[-40:]!r:44} -> {sug[:60]!r}")
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / f"latency-{stamp}.json").write_text(json.dumps(
-        {"rows": rows, "samples": fast.samples}, indent=1))
+    print(f"results: {write_results('latency', stamp, {'rows': rows, 'samples': fast.samples})}")
 
 
 def main() -> None:

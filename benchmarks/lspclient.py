@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import sys
 import time
@@ -54,6 +55,14 @@ def resolve_model(name: str | None) -> tuple[str, Path]:
 
 def timestamp() -> str:
     return time.strftime("%Y%m%d-%H%M%S")
+
+
+def write_results(name: str, stamp: str, data: Any) -> Path:
+    """Write a benchmark's JSON to benchmarks/results/NAME-STAMP.json and return the path."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    out = RESULTS_DIR / f"{name}-{stamp}.json"
+    out.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    return out
 
 
 # --- positions and edits, as an editor computes them ---------------------------------------------

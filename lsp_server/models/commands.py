@@ -27,6 +27,11 @@ _EXIT_ERROR = 1
 _EXIT_INTERRUPTED = 130
 
 
+def _out(text: object = "") -> None:
+    """The `models` commands' output (CLI only: the server never calls this module's commands)."""
+    sys.stdout.write(f"{text}\n")
+
+
 def add_models_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `models` and its sub-commands; `args.func` is set to `run_models`."""
     models = subparsers.add_parser(
@@ -95,12 +100,12 @@ def _list(catalog: Catalog) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         cells = [c.ljust(w) for c, w in zip(row, widths, strict=False)]
-        print("  ".join([*cells, row[-1]]).rstrip())
-    print(f"\n* default model. Cache: {store.model_dir()}")
-    print("Catalogue files: " + ", ".join(str(p) for p in catalog.files))
+        _out("  ".join([*cells, row[-1]]).rstrip())
+    _out(f"\n* default model. Cache: {store.model_dir()}")
+    _out("Catalogue files: " + ", ".join(str(p) for p in catalog.files))
     user = user_catalog_path()
     if user not in catalog.files:
-        print(f"Your own entries go in {user} (absent)")
+        _out(f"Your own entries go in {user} (absent)")
     return 0
 
 
@@ -122,13 +127,13 @@ def pull_with_progress(spec: ModelSpec) -> Path:
 
 
 def _pull(spec: ModelSpec) -> int:
-    print(pull_with_progress(spec))
+    _out(pull_with_progress(spec))
     return 0
 
 
 def _path(spec: ModelSpec) -> int:
     path = store.local_path(spec)
-    print(path)
+    _out(path)
     if not path.is_file():
         hint = (
             "" if spec.source.kind == "path" else f"; run `starcoder-lsp models pull {spec.name}`"
@@ -141,7 +146,7 @@ def _path(spec: ModelSpec) -> int:
 def _verify(spec: ModelSpec) -> int:
     with _ProgressBar() as bar:
         path = store.verify(spec, bar)
-    print(f"OK {spec.name} {path}")
+    _out(f"OK {spec.name} {path}")
     return 0
 
 

@@ -2,7 +2,8 @@
 
 Built as token ids, never as a string with markers: user text is tokenized with special tokens
 *off* (a file containing ``<fim_middle>`` must not inject a control token), and
-``create_completion(suffix=...)`` in llama-cpp-python 0.3.36 builds FIM with token id 0.
+llama-cpp-python 0.3.36's own FIM path (the `suffix` argument of its completion call) uses
+token id 0 for the markers.
 
 Layouts (ids in brackets are single control tokens):
 - PSM: [PRE] prefix [SUF] suffix [MID]                    -> the model writes the middle

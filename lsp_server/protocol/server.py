@@ -185,7 +185,9 @@ def _request(ls: StarcoderServer, uri: str, position: types.Position) -> Complet
     if not lines:
         lines = ("",)
     line = min(max(position.line, 0), len(lines) - 1)
-    pos = doc.position_from_client_units(types.Position(line, max(position.character, 0)))
+    # The codec with the lines already split (doc.position_from_client_units splits them again).
+    pos = doc.position_codec.position_from_client_units(
+        lines, types.Position(line, max(position.character, 0)))
     others = [_source_doc(ls, d) for u, d in ls.workspace.text_documents.items()
               if u != uri and len(d.source) <= defaults.MAX_DOCUMENT_BYTES
               and not _is_our_output(d.path)]
