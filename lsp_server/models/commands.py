@@ -200,8 +200,8 @@ def _size(n: int | None) -> str:
 
 
 def _info(message: str) -> None:
-    print(message, file=sys.stderr)
+    sys.stderr.write(f"{message}\n")
 
 
 def _error(message: str) -> None:
-    print(f"starcoder-lsp: error: {message}", file=sys.stderr)
+    sys.stderr.write(f"starcoder-lsp: error: {message}\n")
