@@ -173,6 +173,47 @@ def raw_pass(tasks: list[Task], rows: list[Row], model_path: Path, model: str) -
         loaded.close()
 
 
+def replay(path: Path, data_dir: Path) -> int:
+    """Re-apply today's post-processing to the raw texts stored in an earlier results file.
+
+    No model runs: each stored raw (a) decode goes through `finish` as if the server had generated
+    it, then the tests run. An approximation of the server (whose prompt adds healing and whose
+    decode stops early), seconds instead of an hour: for iterating on rules, never for the note.
+    """
+    from lsp_server.postprocess.rules import Situation, finish
+
+    old = json.loads(path.read_text(encoding="utf-8"))
+    for split in old["splits"]:
+        tasks = {t.task_id: t for t in load_tasks(split, old["limit"], old["seed"], data_dir)}
+        stored = [r for r in old["tasks"] if r["split"] == split]
+        passed = 0
+        for r in stored:
+            t = tasks[r["task_id"]]
+            before, line_suffix = t.prompt.split("\n"), t.suffix.split("\n", 1)[0]
+            above = next((ln for ln in reversed(before[-51:-1]) if ln.strip()), "")
+            text = finish(r["raw_text"], Situation(before[-1], line_suffix, t.suffix, above))
+            ok, _ = run_tests(t, t.prompt + text + t.suffix)
+            passed += ok
+        n = len(stored)
+        print(f"{split:7} {n:4} replayed {100 * passed / n:5.1f}%  (stored: server "
+              f"{100 * old['splits'][split]['pass@1']['server']:5.1f}%, oracle "
+              f"{100 * old['splits'][split]['pass@1']['oracle']:5.1f}%)")
+    return 0
+
+
+def copy_baselines(path: Path, rows: list[Row]) -> None:
+    """Fill (a) and (b) from an earlier results file that ran the same tasks."""
+    old = {(r["split"], r["task_id"]): r for r in
+           json.loads(path.read_text(encoding="utf-8"))["tasks"]}
+    for row in rows:
+        prev = old.get((row.split, row.task_id))
+        if prev is None:
+            raise SystemExit(f"{path} has no {row.task_id}: run it with the same --limit/--seed")
+        for name in ("raw_text", "raw_s", "raw_pass", "oracle_text", "oracle_pass"):
+            setattr(row, name, prev[name])
+        row.errors.update({k: v for k, v in prev["errors"].items() if k != "server"})
+
+
 def summarize(rows: list[Row]) -> dict[str, Any]:
     n = len(rows)
 
@@ -200,7 +241,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", help="models.toml name or .gguf path (default: the default model)")
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    parser.add_argument("--raw-from", type=Path, metavar="RESULTS_JSON",
+                        help="take baselines (a) and (b) from an earlier run of the same tasks "
+                             "(they are greedy and timing-free) instead of decoding them again")
+    parser.add_argument("--skip-server", action="store_true",
+                        help="baselines only (e.g. while the machine is busy: the server's "
+                             "results depend on its time budget, the baselines do not)")
+    parser.add_argument("--replay", type=Path, metavar="RESULTS_JSON",
+                        help="no model: re-apply the current rules to an earlier run's raw texts")
     args = parser.parse_args(argv)
+    if args.replay:
+        return replay(args.replay, args.data_dir)
 
     splits = ["single", "multi"] if args.split == "both" else [args.split]
     tasks = [t for s in splits for t in load_tasks(s, args.limit, args.seed, args.data_dir)]
@@ -208,10 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     model, model_path = resolve_model(args.model)
     stamp = timestamp()
     print(f"{len(tasks)} tasks ({', '.join(splits)}), model {model}", file=sys.stderr)
-    with tempfile.TemporaryDirectory(prefix="he-infill-lsp-") as tmp:
-        log_path = RESULTS_DIR / f"humaneval-infill-{stamp}.server.log"
-        asyncio.run(server_pass(tasks, rows, model, Path(tmp), log_path))
-    raw_pass(tasks, rows, model_path, model)  # after the server exited: one model at a time
+    if not args.skip_server:
+        with tempfile.TemporaryDirectory(prefix="he-infill-lsp-") as tmp:
+            log_path = RESULTS_DIR / f"humaneval-infill-{stamp}.server.log"
+            asyncio.run(server_pass(tasks, rows, model, Path(tmp), log_path))
+    if args.raw_from:
+        copy_baselines(args.raw_from, rows)
+    else:
+        raw_pass(tasks, rows, model_path, model)  # after the server exited: one model at a time
 
     results: dict[str, Any] = {
         "benchmark": "humaneval-infilling", "model": model, "timestamp": stamp,

@@ -117,7 +117,9 @@ MAX_STALE_TOKENS = 48
 REFRESH_IDLE_S = 0.6
 # Background work evaluates in chunks this small, so a keystroke waits at most one chunk.
 REFRESH_CHUNK_TOKENS = 32
-# Generation stops at the next newline once this is exceeded (a slow request still returns lines).
+# Decoding stops at the next newline once it has run this long: ~60 tokens at 25 ms/token, a block
+# of 4-6 lines. Longer holes are rare and the user waits for every token. Prompt evaluation is not
+# counted: after a cold prompt, cutting a block to one line would waste the cost already paid.
 GENERATION_BUDGET_S = 1.5
 SUGGESTION_CACHE_ENTRIES = 256  # recent cursor states remembered (deleting back answers at once)
 

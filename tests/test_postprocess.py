@@ -5,6 +5,7 @@ from __future__ import annotations
 from lsp_server.postprocess.rules import (
     Situation,
     balance_brackets,
+    balance_quotes,
     body_already_there,
     duplicated_indentation,
     finish,
@@ -42,8 +43,18 @@ def test_indentation_scope_cuts_dedent() -> None:
 
 def test_indentation_scope_keeps_else_after_if_body() -> None:
     text = "\n        return 1\n    else:\n        return 2\n    y = 3"
-    assert indentation_scope(text, sit("    if x:")) == "\n        return 1\n    else:\n" \
-        "        return 2"
+    assert indentation_scope(text, sit("    if x:", "", "\n    return y\n")) == \
+        "\n        return 1\n    else:\n        return 2"
+
+
+def test_indentation_scope_at_the_end_of_a_file_closes_blocks_but_stays_inside() -> None:
+    # Nothing follows: the hole may end the inner block and go on in the function...
+    text = "            end = center\n    return begin\n\n# Test cases\nprint(f(1))"
+    assert indentation_scope(text, sit("", "", "")) == "            end = center\n    return begin\n"
+    # ...but with code after the cursor the suggestion stays in its block.
+    assert indentation_scope(text, sit("", "", "\n    x = 1\n")) == "            end = center"
+    # At the top level nothing is a dedent.
+    assert indentation_scope("x = 1\ny = 2", sit("", "", "")) == "x = 1\ny = 2"
 
 
 def test_indentation_scope_does_not_fire_inside_block() -> None:
@@ -57,8 +68,40 @@ def test_indentation_scope_stops_at_two_blank_lines() -> None:
 
 
 def test_suffix_overlap_removes_repeated_lines() -> None:
-    text = "y = 2\nreturn y"
+    text = "y = 2\n    return y"
     assert suffix_overlap(text, sit("    ", "", "\n    return y\n")) == "y = 2"
+
+
+def test_suffix_overlap_cuts_where_the_model_retypes_the_following_code_then_rambles() -> None:
+    # Cursor at column 0 above `            m = e`: the model fills the hole, re-types the rest
+    # of the function and goes on with another one.
+    following = "            m = e\n    return m\n"
+    s = Situation("", "            m = e", following)
+    text = "    for e in l:\n        if e > m:\n            m = e\n    return m\n\ndef g():\n    pass"
+    assert suffix_overlap(text, s) == "    for e in l:\n        if e > m:"
+    assert finish(text, s) == "    for e in l:\n        if e > m:\n"
+
+
+def test_suffix_overlap_cuts_at_the_models_variant_of_the_next_line() -> None:
+    s = Situation("", '        new_text += "_"', '        new_text += "_"\n    return t\n')
+    text = '    if n > 2:\n        new_text += "-"\n    elif n > 0:\n        new_text += "_" * n\n'
+    assert suffix_overlap(text, s) == '    if n > 2:\n        new_text += "-"\n    elif n > 0:'
+
+
+def test_suffix_overlap_short_lines_need_the_next_line_too() -> None:
+    # `break` is common: inside the hole it is not a re-typing of the following code...
+    s = Situation("    ", "", "\n    break\n    x = 1\n")
+    text = "if a:\n        break\n    break\n    y = 2"
+    assert suffix_overlap(text, s) == text
+    # ...followed by the next line of the suffix (or ending the text) it is.
+    assert suffix_overlap("if a:\n        go()\n    break\n    x = 1", s) == "if a:\n        go()"
+    assert suffix_overlap("if a:\n        go()\n    break", s) == "if a:\n        go()"
+
+
+def test_suffix_overlap_needs_the_same_indentation() -> None:
+    s = Situation("    ", "", "\n    total = compute(items)\n")
+    text = "for x in xs:\n        total = compute(items)"
+    assert suffix_overlap(text, s) == text
 
 
 def test_suffix_overlap_removes_closing_text_on_the_line() -> None:
@@ -143,8 +186,16 @@ def test_mid_line_is_not_before_code() -> None:
 
 def test_body_already_there_keeps_only_the_opener() -> None:
     s = Situation("", "            if p % k == 0:", "            if p % k == 0:\n")
-    text = "        for k in range(2, p):\n            if p % k == 0:\n                return False"
+    text = "        for k in range(2, p):\n            if k * k > p:\n                break"
     assert body_already_there(text, s) == "        for k in range(2, p):"
+
+
+def test_body_already_there_leaves_a_retyped_body_to_suffix_overlap() -> None:
+    # The model wrote the existing body again: the opener *and* the lines before the copy stay.
+    s = Situation("", "            if p % k == 0:", "            if p % k == 0:\n")
+    text = "        for k in range(2, p):\n            if p % k == 0:\n                return False"
+    assert body_already_there(text, s) == text
+    assert finish(text, s) == "        for k in range(2, p):\n"
 
 
 def test_body_already_there_cuts_a_second_version_of_the_next_line() -> None:
@@ -158,3 +209,29 @@ def test_body_already_there_does_not_fire_for_new_independent_lines() -> None:
     text = "    total = 0\n    for x in xs:\n        total += x"
     assert body_already_there(text, s) == text
     assert body_already_there("x = 1\ny = 2", Situation("a = ", "", "")) == "x = 1\ny = 2"
+
+
+def test_balance_quotes_cuts_a_string_left_open() -> None:
+    assert balance_quotes('print("done', sit("    ")) == "print("
+    assert balance_quotes("x, 'abc", sit("    f(")) == "x,"
+
+
+def test_balance_quotes_leaves_closed_and_user_strings_alone() -> None:
+    assert balance_quotes('print("a \\" b")', sit("    ")) == 'print("a \\" b")'
+    # The user is typing inside a string: completing its text is the point.
+    assert balance_quotes("world", sit('    print("hello ', '")')) == "world"
+    # An apostrophe in a comment, a docstring start, and multi-line text are not strings to close.
+    assert balance_quotes("x = 1  # don't", sit("    ")) == "x = 1  # don't"
+    assert balance_quotes('"""Return the sum.', sit("    ")) == '"""Return the sum.'
+    assert balance_quotes('"a\n"b', sit("    ")) == '"a\n"b'
+
+
+def test_should_stop_when_the_model_retypes_the_following_code() -> None:
+    s = Situation("", "            m = e", "            m = e\n    return m\n")
+    assert not should_stop("    for e in l:\n        if e > m:\n", s)
+    assert not should_stop("    for e in l:\n        if e > m:\n            m = e", s)  # may grow
+    assert should_stop("    for e in l:\n        if e > m:\n            m = e\n    return m\n", s)
+    assert should_stop("    x = compute(items)\n    total = 0\n",
+                       Situation("", "    total = 0", "    total = 0\n    return total\n")) is False
+    long_line = Situation("", "    total = compute(items)", "    total = compute(items)\n")
+    assert should_stop("    items = load()\n    total = compute(items)\n", long_line)

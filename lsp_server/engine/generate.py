@@ -101,9 +101,9 @@ def generate(
     """Evaluate `ids` in `slot` (default: the main window) and decode.
 
     The returned text starts with `heal` when healing applied. `should_stop(text)` is asked after
-    each token (e.g. "the line is finished"); `time_budget_s` stops at the next newline once
-    exceeded, so a slow request still returns whole lines. Raises `Cancelled` when `cancel` is set
-    before the prompt is evaluated or while generating.
+    each token (e.g. "the line is finished"); `time_budget_s` of decoding (the prompt's cost is
+    already paid) stops at the next newline, so a long block still returns whole lines. Raises
+    `Cancelled` when `cancel` is set before the prompt is evaluated or while generating.
     """
     slot = slot or model.main
     t0 = time.perf_counter()
@@ -143,7 +143,7 @@ def generate(
             reason = "stop"
             break
         if (time_budget_s is not None and b"\n" in piece and body.strip()
-                and time.perf_counter() - t0 > time_budget_s):  # over budget: stop at a line end
+                and time.perf_counter() - t1 > time_budget_s):  # over budget: stop at a line end
             reason = "time"
             break
         if generated < max_tokens:

@@ -74,19 +74,80 @@ def single_line(text: str, sit: Situation) -> str:
     return text.split("\n", 1)[0] if not sit.multiline else text
 
 
+def _following_lines(sit: Situation, limit: int = 8) -> list[str]:
+    """The first non-blank lines of code after the cursor's insertion point, as whole lines.
+
+    Above existing code (`before_code`) the cursor line itself is the first of them; otherwise
+    the rest of the cursor line is not a line of its own and is left out.
+    """
+    lines = sit.suffix.split("\n")
+    if sit.before_code:
+        lines[0] = sit.line_prefix + lines[0]
+    else:
+        lines = lines[1:]
+    return [ln for ln in lines if ln.strip()][:limit]
+
+
+def _widths(lines: list[str], sit: Situation) -> list[int]:
+    """Indentation of each generated line in the file (the first one continues the cursor line)."""
+    head = sit.line_prefix
+    first = (len(head.expandtabs(4)) + _indent_width(lines[0]) if not head.strip()
+             else _indent_width(head))
+    return [first, *(_indent_width(ln) for ln in lines[1:])]
+
+
+# A line this long is distinctive enough that the model writing it again means it is re-typing
+# the code after the cursor; a shorter one (`else:`, `return x`, `}`) needs the next line too.
+DISTINCTIVE_LINE_CHARS = 12
+
+
+def _retypes_suffix(lines: list[str], widths: list[int], i: int, following: list[str]) -> bool:
+    """Whether generated line `i` starts a re-typing of the code that follows the cursor."""
+    target = following[0].strip()
+    if widths[i] != _indent_width(following[0]):
+        return False
+    line = lines[i].strip()
+    if line == target:
+        if len(target) >= DISTINCTIVE_LINE_CHARS:
+            return True
+        rest = [ln.strip() for ln in lines[i + 1 :] if ln.strip()]
+        return not rest or (len(following) > 1 and rest[0] == following[1].strip())
+    # The model's variant of the next line (`x += "_" * n` for the existing `x += "_"`).
+    return len(target) >= DISTINCTIVE_LINE_CHARS and line.startswith(target)
+
+
+def _overlap_at(text: str, sit: Situation) -> int | None:
+    """Index of the first generated line that re-types the code after the cursor, if any."""
+    following = _following_lines(sit)
+    lines = text.split("\n")
+    if not following or not text:
+        return None
+    widths = _widths(lines, sit)
+    first = 0 if not sit.line_prefix.strip() else 1  # line 0 continues a line with code on it
+    for i in range(first, len(lines)):
+        if lines[i].strip() and _retypes_suffix(lines, widths, i, following):
+            return i
+    return None
+
+
 def indentation_scope(text: str, sit: Situation) -> str:
-    """Cut where a later line dedents below the block the cursor is in (the model wandered off)."""
+    """Cut where a later line dedents below the block the suggestion starts in.
+
+    With code after the cursor, that code continues the outer blocks, so the suggestion stays in
+    its own block (a dedent is the model writing its own version of what follows). At the end of
+    a file nothing follows: the suggestion may close blocks, but not go back to the top level
+    from inside one (there the model moves on to test code and prose).
+    """
     lines = text.split("\n")
     if len(lines) <= 1:
         return text
     head = sit.line_prefix
     continuation = ("else", "elif", "except", "finally", "}", ")", "]", "case", "catch")
-    if head.strip():
-        floor = _indent_width(head)
-        if head.rstrip().endswith(BLOCK_OPENERS):
-            floor += 1  # a block was opened: its body is deeper than the opener line
-    else:  # cursor in leading whitespace: the block is where the first generated line sits
-        floor = len(head.expandtabs(4)) + _indent_width(lines[0])
+    block = _widths(lines, sit)[0]
+    if head.strip() and head.rstrip().endswith(BLOCK_OPENERS):
+        block += 1  # a block was opened: its body is deeper than the opener line
+    following = _following_lines(sit, 1)
+    floor = block if following else min(block, 1)
     kept = [lines[0]]
     blank_run = 0
     for line in lines[1:]:
@@ -102,25 +163,23 @@ def indentation_scope(text: str, sit: Situation) -> str:
 
 
 def suffix_overlap(text: str, sit: Situation) -> str:
-    """Drop the tail that re-types what already follows the cursor."""
-    suffix = sit.suffix
-    if not text or not suffix.strip():
+    """Drop the tail that re-types what already follows the cursor.
+
+    FIM models that finish the hole often go on to write the code after it again (and then
+    more): the first line that re-types the following code ends the suggestion.
+    """
+    if not text or not sit.suffix.strip():
         return text
-    # Whole lines the model repeated from the start of the suffix.
     lines = text.split("\n")
-    following = [ln for ln in suffix.split("\n") if ln.strip()][:8]
-    for i in range(1, len(lines)):
-        rest = [ln for ln in lines[i:] if ln.strip()]
-        if rest and len(rest) <= len(following) and all(
-            a.strip() == b.strip() for a, b in zip(rest, following, strict=False)
-        ):
-            return "\n".join(lines[:i])
+    at = _overlap_at(text, sit)
+    if at is not None:
+        return "\n".join(lines[:at])
     # The end of the line equal to the start of the text after the cursor on this line.
     tail = sit.line_suffix.rstrip()
-    if tail:
+    if tail and len(lines) == 1:
         first = lines[0]
         for n in range(len(tail), 0, -1):
-            if first.endswith(tail[:n]) and len(lines) == 1:
+            if first.endswith(tail[:n]):
                 return first[: len(first) - n]
     return text
 
@@ -147,8 +206,8 @@ def body_already_there(text: str, sit: Situation) -> str:
     - A later line at the following code's indentation starting with the same word (a second
       `return`, another `if`) is the model's own version of that code: cut before it.
     """
-    if not sit.before_code:
-        return text
+    if not sit.before_code or _overlap_at(text, sit) is not None:
+        return text  # the model's own copy of the following code marks the end: suffix_overlap
     following = sit.line_prefix + sit.line_suffix
     lines = text.split("\n")
     first_width = len(sit.line_prefix.expandtabs(4)) + _indent_width(lines[0])
@@ -207,8 +266,48 @@ def balance_brackets(text: str, sit: Situation) -> str:
     return text
 
 
+def _open_string(line: str) -> int | None:
+    """Index of the quote that opens a string still open at the end of `line`, else None.
+
+    Language-neutral: `"`, `'` and backticks with backslash escapes; `#` or `//` outside a string
+    starts a comment (an apostrophe in `# don't` is no string).
+    """
+    start: int | None = None
+    escaped = False
+    for i, ch in enumerate(line):
+        if start is not None:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == line[start]:
+                start = None
+        elif ch in "\"'`":
+            start = i
+        elif ch == "#" or line.startswith("//", i):
+            break
+    return start
+
+
+def balance_quotes(text: str, sit: Situation) -> str:
+    """Cut a one-line suggestion at a string it opens but never closes.
+
+    Accepting it would leave the rest of the line inside a string literal. Left alone: a string
+    the user is already typing in (opened before the cursor), multi-line text and triple quotes,
+    where a line may legitimately end inside a string.
+    """
+    if "\n" in text or any(q * 3 in sit.line_prefix + text for q in "\"'`"):
+        return text
+    if _open_string(sit.line_prefix) is not None:
+        return text
+    at = _open_string(sit.line_prefix + text)
+    if at is None:
+        return text
+    return text[: at - len(sit.line_prefix)].rstrip(" \t")
+
+
 RULES = (duplicated_indentation, single_line, indentation_scope, body_already_there, repetition,
-         suffix_overlap, balance_brackets, trim_trailing)
+         suffix_overlap, balance_brackets, balance_quotes, trim_trailing)
 
 
 def finish(raw: str, sit: Situation) -> str:
@@ -240,6 +339,12 @@ def should_stop(text: str, sit: Situation) -> bool:
     """Early stop during generation: the suggestion is already as long as `finish` would keep."""
     if not sit.multiline:
         return "\n" in text
-    if text.count("\n") < 2:
+    if "\n" not in text:
         return False
-    return indentation_scope(text, sit).count("\n") < text.count("\n") - 1
+    done = text[: text.rfind("\n")]  # complete lines only: the last one may still grow
+    lines = done.split("\n")
+    at = _overlap_at(done, sit)
+    if at is not None and (len(lines) - at >= 2 or len(lines[at].strip()) >= DISTINCTIVE_LINE_CHARS):
+        return True
+    return text.count("\n") >= 2 and \
+        indentation_scope(text, sit).count("\n") < text.count("\n") - 1
