@@ -142,7 +142,8 @@ async def server_pass(tasks: list[Task], rows: list[Row], model: str, root: Path
                   file=sys.stderr)
 
 
-def raw_pass(tasks: list[Task], rows: list[Row], model_path: Path, model: str) -> None:
+def raw_pass(tasks: list[Task], rows: list[Row], model_path: Path, model: str,
+             threads: int) -> None:
     """Baselines (a) and (b): the reference PSM prompt through llama.cpp, no post-processing."""
     from lsp_server.engine.generate import generate
     from lsp_server.engine.model import LoadOptions, load_model
@@ -150,7 +151,7 @@ def raw_pass(tasks: list[Task], rows: list[Row], model_path: Path, model: str) -
 
     spec = load_catalog().resolve(model)
     loaded = load_model(model_path, spec.family,
-                        LoadOptions(n_ctx=RAW_N_CTX, n_threads=os.cpu_count() or 1), spec.name)
+                        LoadOptions(n_ctx=RAW_N_CTX, n_threads=threads), spec.name)
     fim = loaded.fim
     try:
         for i, (task, row) in enumerate(zip(tasks, rows, strict=True)):
@@ -247,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-server", action="store_true",
                         help="baselines only (e.g. while the machine is busy: the server's "
                              "results depend on its time budget, the baselines do not)")
+    parser.add_argument("--raw-threads", type=int, default=os.cpu_count() or 1,
+                        help="llama.cpp threads for the baselines (1 on a shared machine: spinning "
+                             "threads slow everything down under contention)")
     parser.add_argument("--replay", type=Path, metavar="RESULTS_JSON",
                         help="no model: re-apply the current rules to an earlier run's raw texts")
     args = parser.parse_args(argv)
@@ -266,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.raw_from:
         copy_baselines(args.raw_from, rows)
     else:
-        raw_pass(tasks, rows, model_path, model)  # after the server exited: one model at a time
+        # After the server exited: one model at a time.
+        raw_pass(tasks, rows, model_path, model, args.raw_threads)
 
     results: dict[str, Any] = {
         "benchmark": "humaneval-infilling", "model": model, "timestamp": stamp,

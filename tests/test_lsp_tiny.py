@@ -141,3 +141,19 @@ async def test_shutdown_is_prompt_mid_generation(tiny_starcoder: Path) -> None:
         s.shut_down = True
         assert loop.time() - t0 < 5
         pending.cancel()
+
+
+async def test_server_logs_reach_the_editor(preset: str, tiny_starcoder: Path) -> None:
+    async with lsp_session(preset, {"model": str(tiny_starcoder), "threads": 1}) as s:
+        await s.wait_status("ready")
+        for _ in range(50):
+            if any("loaded" in m.message for m in s.client.log_messages):
+                break
+            await asyncio.sleep(0.05)
+        messages = [m.message for m in s.client.log_messages]
+        assert any("loaded" in m for m in messages), messages
+        # Per-keystroke debug lines stay out of the editor's log even with -v.
+        s.open(URI, TEXT)
+        await s.inline(URI, 5, 4)
+        later = [m.message for m in s.client.log_messages]
+        assert not any(m.startswith("lsp_server.service: completion") for m in later), later

@@ -27,6 +27,7 @@ from lsp_server import __version__, defaults
 from lsp_server.context.blocks import enclosing_block
 from lsp_server.context.snippets import RecentDocuments, SourceDoc
 from lsp_server.engine.generate import Cancelled
+from lsp_server.protocol.logs import forward_logs
 from lsp_server.service import Assistant, CompletionRequest, Suggestion
 from lsp_server.settings import Settings, merge
 
@@ -218,6 +219,7 @@ def create_server(settings: Settings | None = None) -> StarcoderServer:
 
     @server.feature(types.INITIALIZE)
     def initialize(ls: StarcoderServer, params: types.InitializeParams) -> None:
+        forward_logs(ls)
         settings, problems = merge(ls.cli_settings, params.initialization_options)
         ls.assistant.settings = settings
         ls.show_problems(problems)
