@@ -591,8 +591,8 @@ async def test_qwen_cancelled_and_superseded_requests_close_their_streams(
             params = types.InlineCompletionParams(
                 text_document=types.TextDocumentIdentifier(URI), position=types.Position(last, 4),
                 context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic))
-            fut = s.client.protocol.send_request_async(types.TEXT_DOCUMENT_INLINE_COMPLETION,
-                                                       params, msg_id="cancel-me")
+            fut = asyncio.ensure_future(s.client.protocol.send_request_async(
+                types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="cancel-me"))
             await _wait(lambda: len(proxy.completions()) == 1, 60, "the completion request")
             await asyncio.sleep(0.3)
             loop = asyncio.get_running_loop()

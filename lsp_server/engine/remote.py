@@ -162,8 +162,10 @@ def fim_strings(family: Family) -> FimIds[str]:
 
 def openai_body(model: str | None, prompt: str, max_tokens: int, temperature: float,
                 stop: Sequence[str]) -> dict[str, Any]:
+    # repeat_penalty: llama-cpp-python's server defaults to 1.1, which penalizes reusing the
+    # identifiers of the context (what code completion is about); other engines ignore the field.
     body: dict[str, Any] = {"prompt": prompt, "max_tokens": max_tokens,
-                            "temperature": temperature, "stream": True}
+                            "temperature": temperature, "stream": True, "repeat_penalty": 1.0}
     if model:
         body["model"] = model
     if stop:
@@ -554,8 +556,10 @@ class RemoteModel:
                     if should_stop is not None and body_text and should_stop(body_text):
                         reason = "stop"
                         break
+                    # The budget runs from the first token: the engine's queue and prompt
+                    # evaluation are not time spent producing lines the user may not want.
                     if (time_budget_s is not None and "\n" in piece and body_text.strip()
-                            and time.perf_counter() - t0 > time_budget_s):
+                            and time.perf_counter() - (first or t0) > time_budget_s):
                         reason = "time"
                         break
                 if finished:
