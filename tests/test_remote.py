@@ -453,9 +453,18 @@ async def test_explain_over_the_remote_engine(tiny_starcoder: Path, tiny_engine:
 
 async def test_engine_down_gives_error_status_and_recovers(preset: str, tiny_starcoder: Path,
                                                           tmp_path: Path) -> None:
-    engine = Engine(tiny_starcoder, tmp_path)
+    await _check_down_and_back(preset, tiny_starcoder, tmp_path)
+
+
+@pytest.mark.real_model
+async def test_qwen_engine_down_and_back(qwen_gguf: Path, tmp_path: Path) -> None:
+    await _check_down_and_back("neovim", qwen_gguf, tmp_path)
+
+
+async def _check_down_and_back(preset: str, gguf: Path, tmp_path: Path) -> None:
+    engine = Engine(gguf, tmp_path)
     with running(engine):
-        async with lsp_session(preset, remote_options(tiny_starcoder, engine.url)) as s:
+        async with lsp_session(preset, remote_options(gguf, engine.url)) as s:
             assert (await s.wait_status("ready", "error"))["state"] == "ready"
             s.open(URI, TEXT)
             await s.inline(URI, 5, 4)
@@ -475,7 +484,7 @@ async def test_engine_down_gives_error_status_and_recovers(preset: str, tiny_sta
             assert engine.url in back["message"]
             served = completions_served(engine)
             s.open(URI + "2", TEXT)
-            await s.inline(URI + "2", 1, 11)
+            await asyncio.wait_for(s.inline(URI + "2", 1, 11), 120)
             assert completions_served(engine) == served + 1
 
 
