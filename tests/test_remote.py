@@ -294,6 +294,28 @@ def test_llama_server_without_infill_uses_completion_with_our_prompt() -> None:
     assert srv.seen.requests[-1][3]["prompt"] == "<fim_prefix>ret<fim_suffix><fim_middle>"
 
 
+def test_budgets_without_the_vocabulary() -> None:
+    """No GGUF here: the engine's tokenizer calibrates chars/token once; without one, the
+    documented estimate (which over-counts code)."""
+
+    def with_tokenize(h: FakeHandler, path: str, body: Any) -> None:
+        if path == "/tokenize":
+            h.json(200, {"tokens": list(range(len(body["content"]) // 4))})
+        else:
+            h.json(404, {"detail": "Not Found"})
+
+    with fake_engine(with_tokenize) as srv:
+        model = RemoteModel(RemoteClient(LLAMA_SERVER, srv.url, None), family("starcoder"), 1024)
+        model.calibrate()
+        assert model.counting == "server tokenizer"
+        assert model.chars_per_token == pytest.approx(4 * 0.9, rel=0.05)
+        assert model.count("x" * 360) == pytest.approx(100, abs=3)
+    with fake_engine(lambda h, path, body: h.json(404, {})) as srv:
+        model = RemoteModel(RemoteClient(OPENAI, srv.url, None), family("starcoder"), 1024)
+        model.calibrate()
+        assert model.counting == "estimate" and model.count("x" * 30) == 10
+
+
 def test_cancel_closes_the_stream_at_once() -> None:
     """A cancel flag set from another thread shuts the socket down while the reader is blocked:
     the engine sees the disconnect (its next write fails)."""
@@ -433,6 +455,24 @@ async def test_completion_through_the_lsp_from_the_engine(preset: str, tiny_star
     text = log_file.read_text()
     assert "remote completion" in text  # -v: every request logged ...
     assert KEY not in text  # ... and the key never
+
+
+async def test_catalogue_model_without_local_file_counts_with_the_engine(
+        tiny_engine: Engine) -> None:
+    """`model` = a catalogue name whose GGUF is not here: the family comes from models.toml, the
+    budgets from the engine's tokenizer (llama-cpp-python: /extras/tokenize)."""
+    async with lsp_session("neovim", {"model": "starcoderbase-1b", "backend": "openai",
+                                      "endpoint": tiny_engine.url, "apiKeyEnv": KEY_ENV,
+                                      "maxTokens": 8, "contextTokens": 1024},
+                           env={KEY_ENV: KEY}) as s:
+        ready = await s.wait_status("ready", "error")
+        assert ready["state"] == "ready", ready
+        assert "starcoderbase-1b (starcoder)" in ready["message"]
+        assert "server tokenizer" in ready["message"]
+        before = completions_served(tiny_engine)
+        s.open(URI, TEXT)
+        await s.inline(URI, 5, 4)
+        assert completions_served(tiny_engine) == before + 1
 
 
 async def test_explain_over_the_remote_engine(tiny_starcoder: Path, tiny_engine: Engine) -> None:
