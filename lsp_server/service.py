@@ -270,6 +270,7 @@ class Assistant:
             n_ctx = min(s.context_tokens, spec.context_length or 1 << 30)
             vocab = await asyncio.to_thread(self._remote_vocab, spec)
         except (CatalogError, RemoteError, ModelError) as exc:
+            self._drop_remote()  # the previous engine must not be probed back to `ready`
             self._set("error", str(exc))
             return
         self._drop_remote()
@@ -333,15 +334,8 @@ class Assistant:
     async def _probe_loop(self) -> None:
         while self.remote is not None and self.state == "error":
             await asyncio.sleep(defaults.REMOTE_PROBE_INTERVAL_S)
-            if self.remote is None or self.state != "error":
-                return
-            remote = self.remote
-            try:
-                await asyncio.to_thread(remote.probe)
-            except RemoteError as exc:
-                log.debug("engine still unavailable: %s", exc)
-                continue
-            await self._probe()
+            if self.remote is not None and self.state == "error":
+                await self._probe()
 
     # --- hot reload ---------------------------------------------------------------------------------
     @staticmethod
@@ -712,15 +706,15 @@ class Assistant:
         loop = asyncio.get_running_loop()
         first: list[float] = []
 
-        def stream(text: str) -> None:
-            if cancel.is_set():  # the user's cancel (progress UI): close the stream now
-                job_cancel.set()
-            if not first:
-                first.append(time.perf_counter() - t0)
-            if on_text is not None:
-                loop.call_soon_threadsafe(on_text, strip_turns(text))
-
         def job(_: LoadedModel | None, c: threading.Event) -> Generation:
+            def stream(text: str) -> None:  # on this thread, per streamed piece
+                if cancel.is_set():  # the user's cancel (progress UI): close the stream now
+                    c.set()
+                if not first:
+                    first.append(time.perf_counter() - t0)
+                if on_text is not None:
+                    loop.call_soon_threadsafe(on_text, strip_turns(text))
+
             unhook = cancel.on_set(c.set) if isinstance(cancel, CancelFlag) else None
             try:
                 return remote.generate_text(prompt, max_tokens=defaults.EXPLAIN_MAX_TOKENS,

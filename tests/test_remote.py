@@ -681,6 +681,8 @@ async def _check_cancel_and_supersede(which: str, gguf: Path, engine: Engine,
             assert first["client_closed"] is not None, "the engine finished first: nothing tested"
             assert first["client_closed"] >= cancelled_at, "closed before the cancel: nothing tested"
             assert first["client_closed"] - cancelled_at < 1.0
+            print(f"{which}: $/cancelRequest -> stream closed in "
+                  f"{(first['client_closed'] - cancelled_at) * 1000:.0f} ms")
             if which == "qwen":  # still reading the prompt: nothing but the cancel could close it
                 assert b'"text": "' not in first["down"].replace(b'"text": ""', b""), \
                     "text had arrived: the close may not have been the cancel's doing"
