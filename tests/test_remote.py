@@ -528,6 +528,36 @@ async def _check_down_and_back(preset: str, gguf: Path, tmp_path: Path) -> None:
             assert completions_served(engine) == served + 1
 
 
+async def test_llama_server_flavour_through_the_lsp(tiny_starcoder: Path) -> None:
+    """The whole pipeline with `backend = llama-server` against a fake llama-server: health probe,
+    `/infill` with our window, its stream post-processed into the suggestion."""
+
+    def handler(h: FakeHandler, path: str, body: Any) -> None:
+        if path == "/health":
+            h.json(200, {"status": "ok"})
+        elif path == "/infill":
+            h.sse([{"content": "return a", "stop": False}, {"content": " * b\n", "stop": False},
+                   {"content": "\n\ndef div(a, b):\n", "stop": False},
+                   {"content": "", "stop": True, "stop_type": "limit"}])
+        else:
+            h.json(404, {"error": {"message": "File Not Found"}})
+
+    with fake_engine(handler) as srv:
+        async with lsp_session("neovim", {"model": str(tiny_starcoder), "backend": "llama-server",
+                                          "endpoint": srv.url, "maxTokens": 32}) as s:
+            ready = await s.wait_status("ready", "error")
+            assert ready["state"] == "ready", ready
+            s.open(URI, TEXT)
+            items = await s.inline(URI, 5, 4)
+            assert [i.insert_text for i in items] == ["return a * b"]  # same post-processing
+    infill = [r for r in srv.seen.requests if r[1] == "/infill"]
+    assert len(infill) == 1
+    body = infill[0][3]
+    assert body["input_prefix"] == TEXT[: TEXT.rindex("\n", 0, -1) + 1] + "    "
+    assert body["input_suffix"] == "\n" and body["cache_prompt"] is True
+    assert body["n_predict"] == 32 and body["stream"] is True
+
+
 # --- Qwen2.5-Coder 0.5B behind the engine -----------------------------------------------------------
 @pytest.mark.real_model
 async def test_qwen_completion_makes_sense_over_the_engine(qwen_gguf: Path,
