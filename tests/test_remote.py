@@ -338,6 +338,25 @@ def test_cancel_closes_the_stream_at_once() -> None:
         assert srv.seen.closed.wait(5), "the engine never saw the connection close"
 
 
+def test_cancel_while_waiting_for_the_first_token() -> None:
+    """llama-server sends its headers only with the first token: a cancel while the engine still
+    reads the prompt must not wait for them."""
+
+    def handler(h: FakeHandler, path: str, body: Any) -> None:
+        time.sleep(3)  # "prompt evaluation"
+        h.sse([{"content": "late", "stop": True}])
+
+    with fake_engine(handler) as srv:
+        model = RemoteModel(RemoteClient(LLAMA_SERVER, srv.url, None), family("starcoder"), 1024)
+        cancel = CancelFlag()
+        threading.Timer(0.3, cancel.set).start()
+        t0 = time.monotonic()
+        with pytest.raises(Cancelled):
+            model.generate_text("p", max_tokens=4, stops=(), cancel=cancel, on_text=None,
+                                should_stop=None)
+        assert time.monotonic() - t0 < 1.5
+
+
 def test_should_stop_closes_the_stream_early() -> None:
     """Post-processing's stop rule ends the stream (and the engine's generation) at once."""
 

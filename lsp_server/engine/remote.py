@@ -27,14 +27,14 @@ import urllib.parse
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from lsp_server import defaults
 from lsp_server.engine.generate import Cancelled, Generation
+from lsp_server.engine.worker import CancelFlag
 from lsp_server.prompt.fim import FimIds
 
 if TYPE_CHECKING:
-    from lsp_server.engine.worker import CancelFlag
     from lsp_server.models.catalog import Family
 
 log = logging.getLogger(__name__)
@@ -216,6 +216,12 @@ def _finish_reason(event: dict[str, Any]) -> str:
 
 
 # --- HTTP -----------------------------------------------------------------------------------------
+class Opened(NamedTuple):
+    conn: http.client.HTTPConnection
+    resp: http.client.HTTPResponse
+    unregister: Callable[[], None]  # stop closing the socket on cancel
+
+
 @dataclass
 class Limits:
     connect_timeout_s: float = defaults.REMOTE_CONNECT_TIMEOUT_S
@@ -248,49 +254,58 @@ class RemoteClient:
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    def _open(self, method: str, url: str, body: dict[str, Any] | None
-              ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-        """One attempt: connect, send, read the status line; raise RemoteError on failure."""
+    def _open(self, method: str, url: str, body: dict[str, Any] | None,
+              cancel: threading.Event | None = None) -> Opened:
+        """One attempt: connect, send, read the status line; raise RemoteError on failure.
+
+        From the moment the socket exists, setting `cancel` shuts it down: llama-server sends its
+        headers only with the first token, so a cancel may come while we wait for them.
+        """
         parts = urllib.parse.urlsplit(url)
         cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         conn = cls(parts.hostname or "", parts.port, timeout=self.limits.connect_timeout_s)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         data = json.dumps(body).encode("utf-8") if body is not None else None
+        unregister: Callable[[], None] = lambda: None  # noqa: E731
+
+        def fail(exc: BaseException) -> BaseException:
+            unregister()
+            conn.close()
+            return Cancelled() if cancel is not None and cancel.is_set() else exc
+
         try:
             conn.connect()
             assert conn.sock is not None
             conn.sock.settimeout(self.limits.read_timeout_s)
+            if isinstance(cancel, CancelFlag):
+                unregister = cancel.on_set(lambda: _shutdown(conn))
             conn.request(method, target, body=data, headers=self._headers())
             resp = conn.getresponse()
-        except RemoteError:
-            conn.close()
-            raise
+        except RemoteError as exc:
+            raise fail(exc) from None
         except TimeoutError as exc:
-            conn.close()
-            raise RemoteError(f"no answer from {url} within "
-                              f"{self.limits.read_timeout_s:g} s ({exc or 'timed out'})", True) from None
+            raise fail(RemoteError(f"no answer from {url} within {self.limits.read_timeout_s:g} s "
+                                   f"({exc or 'timed out'})", True)) from None
         except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            raise RemoteError(f"cannot reach {url}: {_reason(exc)}", True) from None
+            raise fail(RemoteError(f"cannot reach {url}: {_reason(exc)}", True)) from None
         if resp.status >= 400:
             try:
                 detail = resp.read(400).decode("utf-8", "replace").strip()
             except (OSError, http.client.HTTPException):
                 detail = ""
-            conn.close()
-            raise RemoteError(f"{url} answered HTTP {resp.status} {resp.reason}"
-                              + (f": {detail[:200]}" if detail else ""), resp.status in RETRY_STATUS)
-        return conn, resp
+            raise fail(RemoteError(f"{url} answered HTTP {resp.status} {resp.reason}"
+                                   + (f": {detail[:200]}" if detail else ""),
+                                   resp.status in RETRY_STATUS))
+        return Opened(conn, resp, unregister)
 
     def _open_with_retries(self, method: str, url: str, body: dict[str, Any] | None,
-                           cancel: threading.Event | None
-                           ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+                           cancel: threading.Event | None) -> Opened:
         delays = backoff_delays(self.limits.retries)
         for attempt in range(len(delays) + 1):
             if cancel is not None and cancel.is_set():
                 raise Cancelled
             try:
-                return self._open(method, url, body)
+                return self._open(method, url, body, cancel)
             except RemoteError as exc:
                 if not exc.retryable or attempt == len(delays):
                     raise
@@ -303,10 +318,8 @@ class RemoteClient:
         """GET (or POST when `body` is given) a JSON answer."""
         url = join_url(root or self.root, route)
         method = "POST" if body is not None else "GET"
-        if retries:
-            conn, resp = self._open_with_retries(method, url, body, None)
-        else:
-            conn, resp = self._open(method, url, body)
+        conn, resp, _ = (self._open_with_retries(method, url, body, None) if retries
+                         else self._open(method, url, body))
         try:
             raw = resp.read()
         except (OSError, http.client.HTTPException) as exc:
@@ -323,11 +336,7 @@ class RemoteClient:
         """The JSON events of a streamed answer. Closing the iterator (or setting `cancel`) closes
         the connection, which is what tells the engine to stop generating."""
         url = join_url(self.root, route)
-        conn, resp = self._open_with_retries("POST", url, body, cancel)
-        unregister: Callable[[], None] = lambda: None  # noqa: E731
-        if cancel is not None and hasattr(cancel, "on_set"):
-            flag: CancelFlag = cancel  # type: ignore[assignment]
-            unregister = flag.on_set(lambda: _shutdown(conn))
+        conn, resp, unregister = self._open_with_retries("POST", url, body, cancel)
         try:
             for payload in parse_sse(_lines(resp)):
                 if cancel is not None and cancel.is_set():
