@@ -230,6 +230,26 @@ def test_down_engine_is_a_clear_error_without_hanging() -> None:
     assert time.monotonic() - t0 < 2
 
 
+def test_slow_engine_times_out_with_a_clear_error() -> None:
+    def handler(h: FakeHandler, path: str, body: Any) -> None:
+        if path.endswith("/stall"):  # headers and one event, then silence
+            h.send_response(200)
+            h.end_headers()
+            h.wfile.write(b'data: {"content": "x"}\n\n')
+            h.wfile.flush()
+        time.sleep(2)
+
+    with fake_engine(handler) as srv:
+        client = RemoteClient(LLAMA_SERVER, srv.url, None,
+                              Limits(read_timeout_s=0.3, retries=0), sleep=no_sleep)
+        t0 = time.monotonic()
+        with pytest.raises(RemoteError, match=r"no answer from .*/completion within 0.3 s"):
+            list(client.stream("/completion", {}, CancelFlag()))
+        with pytest.raises(RemoteError, match=r"/stall stopped sending for 0.3 s"):
+            list(client.stream("/stall", {}, CancelFlag()))
+        assert time.monotonic() - t0 < 1.5
+
+
 def test_api_key_is_sent_but_never_logged(monkeypatch: pytest.MonkeyPatch,
                                           caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
