@@ -153,6 +153,10 @@ REMOTE_BACKOFF_CAP_S = 2.0
 # Requests one editor keeps in flight at once: one completion (latest wins) plus one explanation;
 # more would only queue on the engine's slots, which the team shares.
 REMOTE_CONCURRENCY = 2
+# llama-server slot: -1 lets it pick the idle slot whose cached prompt is most similar to ours (its
+# slot-similarity rule), which keeps each user's KV prefix warm on a shared server; a fixed slot
+# would collide between users.
+LLAMA_SERVER_SLOT = -1
 # While the engine is unreachable, probe its health this often (one tiny GET) to report `ready`
 # again soon after it is back.
 REMOTE_PROBE_INTERVAL_S = 2.0

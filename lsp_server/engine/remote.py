@@ -46,9 +46,6 @@ RETRY_STATUS = frozenset({408, 429, 502, 503, 504})
 # OpenAI-style APIs (TGI validates it) accept at most this many stop strings; we cut the rest
 # ourselves, and the engine stops at end-of-text anyway.
 MAX_STOP_STRINGS = 4
-# llama-server slot: -1 lets it pick the idle slot whose cached prompt is most similar to ours
-# (its slot-similarity rule), which keeps each user's KV prefix warm on a shared server.
-LLAMA_SERVER_SLOT = -1
 
 
 class RemoteError(Exception):
@@ -182,7 +179,7 @@ def infill_body(prefix: str, suffix: str, extra: Sequence[tuple[str, str]], max_
         "input_prefix": prefix, "input_suffix": suffix, "prompt": "",
         "input_extra": [{"filename": path, "text": text} for path, text in extra],
         "n_predict": max_tokens, "temperature": temperature, "stream": True,
-        "cache_prompt": True, "id_slot": LLAMA_SERVER_SLOT, "stop": list(stop),
+        "cache_prompt": True, "id_slot": defaults.LLAMA_SERVER_SLOT, "stop": list(stop),
     }
 
 
@@ -191,7 +188,7 @@ def completion_body(prompt: str, max_tokens: int, temperature: float,
     """llama-server `/completion` with our own prompt text (explanations; FIM when /infill is
     missing)."""
     return {"prompt": prompt, "n_predict": max_tokens, "temperature": temperature,
-            "stream": True, "cache_prompt": True, "id_slot": LLAMA_SERVER_SLOT, "stop": list(stop)}
+            "stream": True, "cache_prompt": True, "id_slot": defaults.LLAMA_SERVER_SLOT, "stop": list(stop)}
 
 
 def event_text(event: dict[str, Any]) -> tuple[str, bool]:
