@@ -515,7 +515,8 @@ class RemoteModel:
             self.client.get_json("/health", retries=False)
             return
         answer = self.client.get_json("models", retries=False)
-        ids = [m.get("id") for m in (answer or {}).get("data", []) if isinstance(m, dict)]
+        models = answer.get("data") if isinstance(answer, dict) else None
+        ids = [m.get("id") for m in models or [] if isinstance(m, dict)]
         ids = [i for i in ids if isinstance(i, str)]
         if ids and self.model_id not in ids:
             self.model_id = ids[0]
