@@ -53,6 +53,11 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     p.add_argument("--context-tokens", type=int, help="context window (≤ 8192)")
     p.add_argument("--max-tokens", type=int, help="tokens to generate at most")
+    p.add_argument("--backend", choices=("local", "llama-server", "openai"),
+                   help="where generation runs: in-process (default) or a remote engine")
+    p.add_argument("--endpoint", help="remote engine URL (llama-server root, or an OpenAI-"
+                                      "compatible base URL such as http://host:8000/v1)")
+    p.add_argument("--api-key-env", help="NAME of the environment variable holding the API key")
     p.add_argument("--log-file", help="also write logs to this file")
     p.add_argument("-v", "--verbose", action="count", default=0, help="debug logs (-vv: protocol)")
 
@@ -67,6 +72,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     pairs = {
         "model": "model", "models_file": "models_file", "n_gpu_layers": "n_gpu_layers",
         "threads": "threads", "context_tokens": "context_tokens", "max_tokens": "max_tokens",
+        "backend": "backend", "endpoint": "endpoint", "api_key_env": "api_key_env",
     }
     changes: dict[str, Any] = {}
     for arg, name in pairs.items():

@@ -136,3 +136,33 @@ EXPLAIN_SLICE_TOKENS = 8
 WATCH_DEBOUNCE_S = 1.0
 # With memoryPolicy "shrink", a context below this is pointless: refuse instead.
 MIN_CONTEXT_TOKENS = 1024
+
+# --- remote engine (backend = llama-server | openai) ----------------------------------------------
+# Seconds to open a connection: a live engine on a LAN answers in milliseconds, so anything longer
+# means down or unroutable, and the user is told at once instead of waiting on a dead request.
+REMOTE_CONNECT_TIMEOUT_S = 3.0
+# Seconds with no byte from the engine (headers, or between two streamed tokens). Covers prompt
+# evaluation of a full 8K window on a shared GPU with a queue in front; longer is a stuck engine.
+REMOTE_READ_TIMEOUT_S = 30.0
+# Retries of a request that failed before any text arrived (connection refused/reset, 429, 502,
+# 503, 504: a load balancer moving traffic, llama-server still loading). More only delays a
+# suggestion the user has usually typed past.
+REMOTE_RETRIES = 2
+# Backoff before retry n: min(cap, base * 2**n), with jitter so a team's clients do not retry in
+# step against a recovering engine.
+REMOTE_BACKOFF_BASE_S = 0.25
+REMOTE_BACKOFF_CAP_S = 2.0
+# Requests one editor keeps in flight at once: one completion (latest wins) plus one explanation;
+# more would only queue on the engine's slots, which the team shares.
+REMOTE_CONCURRENCY = 2
+# llama-server slot: -1 lets it pick the idle slot whose cached prompt is most similar to ours (its
+# slot-similarity rule), which keeps each user's KV prefix warm on a shared server; a fixed slot
+# would collide between users.
+LLAMA_SERVER_SLOT = -1
+# While the engine is unreachable, probe its health this often (one tiny GET) to report `ready`
+# again soon after it is back.
+REMOTE_PROBE_INTERVAL_S = 2.0
+# Characters per token when neither the server's tokenizer nor the model's vocabulary is available
+# (budgets only). Code tokenizes at ~3-4 chars/token in StarCoder's and Qwen's vocabularies; 3.0
+# over-counts, so a prompt stays inside the engine's context.
+CHARS_PER_TOKEN_ESTIMATE = 3.0

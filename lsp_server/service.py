@@ -25,12 +25,19 @@ from lsp_server.context.window import LineTokenCache, Window, build_window
 from lsp_server.engine.cache import SuggestionCache
 from lsp_server.engine.generate import Cancelled, Generation, cost, generate, prepare
 from lsp_server.engine.model import LoadedModel, LoadOptions, ModelError, load_model
-from lsp_server.engine.worker import Worker
+from lsp_server.engine.remote import RemoteClient, RemoteError, RemoteModel, Vocab, load_vocab
+from lsp_server.engine.worker import CancelFlag, Worker
 from lsp_server.models import store
 from lsp_server.models.catalog import Catalog, CatalogError, ModelSpec, load_catalog
 from lsp_server.models.watch import FileWatcher
 from lsp_server.postprocess.rules import Situation, finish, should_stop
-from lsp_server.prompt.explain import ExplainRequest, base_prompt, chat_prompt, strip_turns
+from lsp_server.prompt.explain import (
+    STOP_STRINGS,
+    ExplainRequest,
+    base_prompt,
+    chat_prompt,
+    strip_turns,
+)
 from lsp_server.prompt.explain import should_stop as should_stop_explain
 from lsp_server.prompt.fim import (
     TEMPLATE_OVERHEAD_TOKENS,
@@ -38,6 +45,7 @@ from lsp_server.prompt.fim import (
     Prompt,
     build_header,
     build_prompt,
+    prompt_text,
 )
 from lsp_server.settings import Settings
 
@@ -117,7 +125,12 @@ class Assistant:
         self._watcher: FileWatcher | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         self.requests = 0
-        self._header_cache: tuple[object, Header] | None = None
+        self._header_cache: tuple[object, Header[Any]] | None = None
+        # backend = llama-server | openai: the engine's client, and the threads that wait on it
+        # (their number is the concurrency limit; the local engine's worker stays idle).
+        self.remote: RemoteModel | None = None
+        self.remote_pool = Worker(defaults.REMOTE_CONCURRENCY, name="remote")
+        self._probe_task: asyncio.Future[None] | None = None
 
     # --- state ------------------------------------------------------------------------------------
     @property
@@ -146,7 +159,7 @@ class Assistant:
     def _load_key(self) -> tuple[object, ...]:
         s = self.settings
         return (s.model, s.models_file, s.context_tokens, s.threads, s.n_gpu_layers,
-                s.memory_policy)
+                s.memory_policy, s.backend, s.endpoint, s.api_key_env)
 
     def needs_load(self, settings: Settings) -> bool:
         """Whether adopting `settings` means loading the model (again)."""
@@ -183,6 +196,10 @@ class Assistant:
             key = self._load_key()
             # Claimed now, so settings that arrive while this load runs do not queue a second one.
             self._st.loaded_settings = key
+            if self.settings.backend != "local":
+                await self._connect()
+                return
+            self._drop_remote()
             previous = self._st.spec if self.worker.model is not None else None
             reload_same = previous is not None and self._loaded_request == self.settings.model
             self._st.model = self.settings.model
@@ -234,6 +251,92 @@ class Assistant:
                 self._set("disabled", "completions are turned off (starcoder.enable)")
             self._touch()
 
+    # --- remote engine ------------------------------------------------------------------------------
+    async def _connect(self) -> None:
+        """backend = llama-server | openai: resolve the model's family (its FIM markers and stop
+        strings come from models.toml), set up token counting, and probe the engine."""
+        s = self.settings
+        self._st.model = s.model
+        self._set("loading", f"connecting to {s.endpoint or '(no endpoint)'}")
+        fut, _ = self.worker.submit(lambda model, cancel: self.worker.set_model(None))
+        await asyncio.wrap_future(fut)  # a local model no longer serves: free its memory
+        try:
+            if not s.endpoint:
+                raise RemoteError(f"starcoder.backend is {s.backend!r} but starcoder.endpoint is "
+                                  "not set (e.g. http://gpu-server:8080/v1)")
+            client = RemoteClient(s.backend, s.endpoint, s.api_key_env)
+            spec = self.catalog().resolve(s.model)
+            spec.require_fim()
+            n_ctx = min(s.context_tokens, spec.context_length or 1 << 30)
+            vocab = await asyncio.to_thread(self._remote_vocab, spec)
+        except (CatalogError, RemoteError, ModelError) as exc:
+            self._drop_remote()  # the previous engine must not be probed back to `ready`
+            self._set("error", str(exc))
+            return
+        self._drop_remote()
+        self.remote = RemoteModel(client, spec.family, n_ctx, model_id=spec.name, vocab=vocab)
+        self._st.spec = spec
+        self._loaded_request = s.model
+        self._st.line_tokens = LineTokenCache(self.remote.count)
+        self._header_cache = None
+        self.cache.clear()
+        if not s.enable:
+            self._set("disabled", "completions are turned off (starcoder.enable)")
+            return
+        await self._probe()
+
+    @staticmethod
+    def _remote_vocab(spec: ModelSpec) -> Vocab | None:
+        """The model's vocabulary when its GGUF is on this machine (exact budgets), else None."""
+        path = spec.source.path if spec.source.kind == "path" else store.local_path(spec)
+        if path is None or not Path(path).is_file():
+            return None
+        try:
+            return load_vocab(Path(path))
+        except Exception as exc:  # a broken file only costs exact counting
+            log.warning("cannot read the vocabulary of %s (%s); estimating token counts", path, exc)
+            return None
+
+    def _drop_remote(self) -> None:
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+            self._probe_task = None
+        if self.remote is not None:
+            self.remote_pool.cancel_all()
+            self.remote.close()
+            self.remote = None
+
+    async def _probe(self) -> bool:
+        """Ask the engine whether it is up; report `ready` or `error` (and keep probing)."""
+        remote = self.remote
+        if remote is None:
+            return False
+        try:
+            await asyncio.to_thread(remote.probe)
+            if not remote.calibrated:
+                await asyncio.to_thread(remote.calibrate)
+        except RemoteError as exc:
+            if remote is self.remote:
+                self._remote_failed(exc)
+            return False
+        if remote is self.remote and self.settings.enable:
+            spec = self._st.spec
+            name = f"{spec.name} ({spec.family.name})" if spec else self.settings.model
+            self._set("ready", f"{name} on {remote.client.root}; budgets by {remote.counting}")
+        return True
+
+    def _remote_failed(self, exc: RemoteError) -> None:
+        """The engine is down, slow or answering errors: say so, and probe until it is back."""
+        self._set("error", f"remote engine: {exc}")
+        if self._probe_task is None or self._probe_task.done():
+            self._probe_task = asyncio.ensure_future(self._probe_loop())
+
+    async def _probe_loop(self) -> None:
+        while self.remote is not None and self.state == "error":
+            await asyncio.sleep(defaults.REMOTE_PROBE_INTERVAL_S)
+            if self.remote is not None and self.state == "error":
+                await self._probe()
+
     # --- hot reload ---------------------------------------------------------------------------------
     @staticmethod
     def _fingerprint_of(spec: ModelSpec, path: Path) -> tuple[object, ...]:
@@ -261,7 +364,7 @@ class Assistant:
 
     async def reload_if_changed(self) -> None:
         """models.toml or the model file changed: load again if what we serve is affected."""
-        if self.state in ("disabled", "unloaded"):
+        if self.state in ("disabled", "unloaded") or self.remote is not None:
             return
         try:
             spec = self.catalog().resolve(self.settings.model)
@@ -319,7 +422,8 @@ class Assistant:
                        else spec.temperature)
         return max_tokens, temperature
 
-    def _header(self, model: LoadedModel, req: CompletionRequest, snippets: list[Snippet]) -> Header:
+    def _header(self, model: LoadedModel | RemoteModel, req: CompletionRequest,
+                snippets: list[Snippet]) -> Header[Any]:
         """The cross-file header, re-tokenized only when the snippets or the path change."""
         key = (id(model), req.path, req.repo, tuple(s.key for s in snippets))
         if self._header_cache is not None and self._header_cache[0] == key:
@@ -331,8 +435,8 @@ class Assistant:
         self._header_cache = (key, header)
         return header
 
-    def _prompt(self, model: LoadedModel, req: CompletionRequest, max_tokens: int,
-                total: int | None = None) -> tuple[Window, Prompt, list[Snippet]]:
+    def _prompt(self, model: LoadedModel | RemoteModel, req: CompletionRequest, max_tokens: int,
+                total: int | None = None) -> tuple[Window, Prompt[Any], list[Snippet]]:
         """The prompt for `req` within `total` tokens (default: the whole context window).
 
         A small `total` (the quick window) leaves cross-file snippets out: they head the prompt
@@ -352,9 +456,9 @@ class Assistant:
         step = defaults.QUICK_WINDOW_LINE_STEP if quick else defaults.WINDOW_LINE_STEP
         for _ in range(3):
             window = build_window(req.lines, req.line, req.column, budget, count, line_step=step)
-            prompt = build_prompt(window.prefix, window.suffix, model.fim, model.tokenize,
-                                  header=header)
-            over = len(prompt.ids) + TEMPLATE_OVERHEAD_TOKENS - total
+            prompt: Prompt[Any] = build_prompt(window.prefix, window.suffix, model.fim,
+                                               model.tokenize, header=header)
+            over = model.measure(prompt.ids) + TEMPLATE_OVERHEAD_TOKENS - total
             if over <= 0:
                 log.debug("budget %d: header %d tokens (%d snippets), window %d+%d, max_tokens %d",
                           total, header_tokens, len(snippets), window.prefix_tokens,
@@ -371,6 +475,8 @@ class Assistant:
         the quick window now and leaves the full prompt in `Suggestion.warm` for the idle warm-up.
         """
         spec = self._st.spec
+        if self.remote is not None:
+            return self._remote_job(req, self.remote)
 
         def job(model: LoadedModel | None, cancel: threading.Event) -> Suggestion | None:
             if model is None or spec is None:
@@ -387,11 +493,7 @@ class Assistant:
                 if cost(model, model.quick, q_prompt.ids) < full_cost:
                     warm = prompt.ids
                     slot, window, prompt, snippets = model.quick, q_window, q_prompt, []
-            line_text = req.lines[req.line] if req.line < len(req.lines) else ""
-            col = min(req.column, len(line_text))
-            above = next((ln for ln in reversed(req.lines[max(0, req.line - 50) : req.line])
-                          if ln.strip()), "")
-            sit = Situation(line_text[:col], line_text[col:].rstrip("\r\n"), window.suffix, above)
+            sit = _situation(req, window)
             gen = generate(
                 model, prompt.ids, slot=slot, max_tokens=max_tokens, temperature=temperature,
                 heal=prompt.heal, should_stop=lambda t: should_stop(t, sit), cancel=cancel,
@@ -399,11 +501,7 @@ class Assistant:
                 reuse_suffix=spec.family.keep_suffix and not self.naive,
             )
             raw = gen.text
-            text = ""
-            if prompt.heal and not raw.startswith(prompt.heal):
-                log.debug("token healing failed: %r does not start with %r", raw, prompt.heal)
-            else:
-                text = finish(raw[len(prompt.heal):], sit)
+            text = _finish_text(raw, prompt.heal, sit)
             log.debug(
                 "completion (%s window): lines %d-%d (%d+%d tokens, cut %s/%s), prompt %d tokens, "
                 "evaluated %d%s, generated %d (%s), %.0f+%.0f ms -> %r",
@@ -417,6 +515,33 @@ class Assistant:
             elif warm is None and model.main.stale_from is not None:
                 warm = prompt.ids  # repair the kept (approximate) suffix cells while idle
             return Suggestion(text, raw, window, len(prompt.ids), gen, snippets, warm)
+
+        return job
+
+    def _remote_job(self, req: CompletionRequest, remote: RemoteModel
+                    ) -> Callable[[LoadedModel | None, threading.Event], Suggestion | None]:
+        """The same pipeline with generation on the remote engine: same windows and FIM layout
+        (as text), same stop rule while streaming, same post-processing."""
+        spec = self._st.spec
+
+        def job(_: LoadedModel | None, cancel: threading.Event) -> Suggestion | None:
+            if spec is None:
+                return None
+            max_tokens, temperature = self._limits(spec)
+            window, prompt, snippets = self._prompt(remote, req, max_tokens)
+            sit = _situation(req, window)
+            gen = remote.complete(
+                prompt_text(prompt), prefix=window.prefix, suffix=window.suffix,
+                extra=[(s.path, s.text) for s in snippets], max_tokens=max_tokens,
+                temperature=temperature, heal=prompt.heal, should_stop=lambda t: should_stop(t, sit),
+                cancel=cancel, time_budget_s=defaults.GENERATION_BUDGET_S)
+            text = _finish_text(gen.text, prompt.heal, sit)
+            n_prompt = remote.measure(prompt.ids)
+            log.debug("remote completion: lines %d-%d (%d+%d tokens), prompt ~%d tokens, %d pieces "
+                      "(%s), first after %.0f ms, %.0f ms streaming -> %r", window.start_line,
+                      window.end_line, window.prefix_tokens, window.suffix_tokens, n_prompt,
+                      gen.generated, gen.stop_reason, gen.prompt_ms, gen.generate_ms, text)
+            return Suggestion(text, gen.text, window, n_prompt, gen, snippets, None)
 
         return job
 
@@ -461,13 +586,17 @@ class Assistant:
         cached = None if self.naive else self.cache.lookup(req.uri, prefix, suffix)
         if cached is not None:
             return Suggestion(cached, cached, None, 0, None, [], None, from_cache=True)
-        fut, cancel = self.worker.submit(self.complete_job(req), lane="complete")
+        pool = self.worker if self.remote is None else self.remote_pool
+        fut, cancel = pool.submit(self.complete_job(req), lane="complete")
         try:
             result = await asyncio.wrap_future(fut)
         except asyncio.CancelledError:
-            cancel.set()  # $/cancelRequest: the worker stops at its next token
+            cancel.set()  # $/cancelRequest: the worker stops at its next token / closes its stream
             raise
         except Cancelled:
+            return None
+        except RemoteError as exc:
+            self._remote_failed(exc)
             return None
         if result is not None:
             # A quick-window answer (no cross-file context) serves typed-ahead only: the same
@@ -508,17 +637,24 @@ class Assistant:
         code_lines = list(lines[start:end])
         definitions = used_definitions(lines, start, end)
 
-        def setup(model: LoadedModel | None, _: threading.Event) -> tuple[list[int], bool]:
-            if model is None:
-                raise ModelError("the model was unloaded")
+        def request(count: Callable[[str], int]) -> ExplainRequest:
             kept, note = code_lines, ""
-            while len(kept) > 1 and model.count("".join(kept)) > defaults.EXPLAIN_SNIPPET_TOKENS:
+            while len(kept) > 1 and count("".join(kept)) > defaults.EXPLAIN_SNIPPET_TOKENS:
                 kept = kept[: max(1, len(kept) * 3 // 4)]
             if len(kept) < len(code_lines):
                 note = (f"(Only the first {len(kept)} of its {len(code_lines)} lines are shown.)")
-            req = ExplainRequest("".join(kept), language_of(language, path), path or "untitled",
-                                 definitions, note)
-            return self._explain_prompt(model, req), bool(note)
+            return ExplainRequest("".join(kept), language_of(language, path), path or "untitled",
+                                  definitions, note)
+
+        if self.remote is not None:
+            return await self._explain_remote(self.remote, request(self.remote.count), on_text,
+                                              cancel, t0, len(code_lines))
+
+        def setup(model: LoadedModel | None, _: threading.Event) -> tuple[list[int], bool]:
+            if model is None:
+                raise ModelError("the model was unloaded")
+            req = request(model.count)
+            return self._explain_prompt(model, req), bool(req.truncated_note)
 
         setup_fut, _ = self.worker.submit(setup)
         prompt, truncated = await asyncio.wrap_future(setup_fut)
@@ -551,13 +687,56 @@ class Assistant:
                 break
             if cancel.is_set():
                 raise Cancelled
-        answer = strip_turns(text)
-        if truncated:
-            answer += "\n\n_(The code was long: only its first part was explained.)_"
-        log.info("explained %d lines in %.1f s (first text after %.1f s, %d tokens)",
-                 len(code_lines), time.perf_counter() - t0, first_s or 0, len(generated))
-        return Explanation(answer, first_s or 0.0, time.perf_counter() - t0, len(generated),
-                           truncated)
+        return _explanation(text, truncated, t0, first_s or 0.0, len(generated), len(code_lines))
+
+    async def _explain_remote(self, remote: RemoteModel, req: ExplainRequest,
+                              on_text: Callable[[str], None] | None, cancel: threading.Event,
+                              t0: float, n_lines: int) -> Explanation:
+        """The same explanation prompt, rendered here as text and streamed from the engine (its
+        chat template when the GGUF is on this machine, else the base-model preamble)."""
+        before, code, after = base_prompt(req)
+        vocab = remote.vocab
+        if vocab is not None and vocab.chat_template:
+            try:
+                before, code, after = chat_prompt(vocab.chat_template, req, vocab.bos_text,
+                                                  vocab.eos_text)
+            except Exception as exc:
+                log.warning("chat template failed (%s); using the plain preamble", exc)
+        prompt = before + "".join(remote.tokenize(code)) + after
+        loop = asyncio.get_running_loop()
+        first: list[float] = []
+
+        def job(_: LoadedModel | None, c: threading.Event) -> Generation:
+            def stream(text: str) -> None:  # on this thread, per streamed piece
+                if cancel.is_set():  # the user's cancel (progress UI): close the stream now
+                    c.set()
+                if not first:
+                    first.append(time.perf_counter() - t0)
+                if on_text is not None:
+                    loop.call_soon_threadsafe(on_text, strip_turns(text))
+
+            unhook = cancel.on_set(c.set) if isinstance(cancel, CancelFlag) else None
+            try:
+                return remote.generate_text(prompt, max_tokens=defaults.EXPLAIN_MAX_TOKENS,
+                                            stops=STOP_STRINGS, cancel=c, on_text=stream,
+                                            should_stop=should_stop_explain)
+            finally:
+                if unhook is not None:
+                    unhook()
+
+        fut, job_cancel = self.remote_pool.submit(job)
+        try:
+            gen = await asyncio.wrap_future(fut)
+        except asyncio.CancelledError:
+            job_cancel.set()
+            raise
+        except RemoteError as exc:
+            self._remote_failed(exc)
+            raise ModelError(f"remote engine: {exc}") from None
+        if cancel.is_set():
+            raise Cancelled
+        return _explanation(gen.text, bool(req.truncated_note), t0, first[0] if first else 0.0,
+                            gen.generated, n_lines)
 
     def stats(self) -> dict[str, Any]:
         """Counters for benchmarks and bug reports (`starcoder/stats`)."""
@@ -575,7 +754,26 @@ class Assistant:
                 timer.cancel()
         if self._watcher is not None:
             self._watcher.stop()
+        self._drop_remote()
+        self.remote_pool.shutdown()
         self.worker.shutdown()
+
+
+def _situation(req: CompletionRequest, window: Window) -> Situation:
+    """What post-processing needs to know about the cursor (shared by both backends)."""
+    line_text = req.lines[req.line] if req.line < len(req.lines) else ""
+    col = min(req.column, len(line_text))
+    above = next((ln for ln in reversed(req.lines[max(0, req.line - 50) : req.line])
+                  if ln.strip()), "")
+    return Situation(line_text[:col], line_text[col:].rstrip("\r\n"), window.suffix, above)
+
+
+def _finish_text(raw: str, heal: str, sit: Situation) -> str:
+    """The suggestion from the generated text: healing checked and removed, rules applied."""
+    if heal and not raw.startswith(heal):
+        log.debug("token healing failed: %r does not start with %r", raw, heal)
+        return ""
+    return finish(raw[len(heal):], sit)
 
 
 @dataclass
@@ -585,6 +783,17 @@ class Explanation:
     total_s: float
     tokens: int
     truncated: bool = False
+
+
+def _explanation(text: str, truncated: bool, t0: float, first_s: float, tokens: int,
+                 n_lines: int) -> Explanation:
+    answer = strip_turns(text)
+    if truncated:
+        answer += "\n\n_(The code was long: only its first part was explained.)_"
+    total = time.perf_counter() - t0
+    log.info("explained %d lines in %.1f s (first text after %.1f s, %d tokens)", n_lines, total,
+             first_s, tokens)
+    return Explanation(answer, first_s, total, tokens, truncated)
 
 
 def _detok(model: LoadedModel | None, ids: list[int]) -> str:

@@ -73,6 +73,10 @@ class LoadedModel:
     def count(self, text: str) -> int:
         return len(self.tokenize(text))
 
+    def measure(self, ids: list[int]) -> int:
+        """Tokens of a built prompt (the remote engine's text prompts need counting instead)."""
+        return len(ids)
+
     def tokens_starting_with(self, first_byte: int) -> list[int]:
         """Ids whose text starts with `first_byte` (token healing scans only these)."""
         if self._by_first_byte is None:

@@ -21,11 +21,46 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class Worker:
-    """Runs jobs against the loaded model on a single thread."""
+class CancelFlag(threading.Event):
+    """A cancel flag that also runs callbacks when set: a job blocked in a socket read (a remote
+    engine's stream) cannot poll the flag, so it registers a callback that closes the socket."""
 
     def __init__(self) -> None:
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llama")
+        super().__init__()
+        self._callbacks: list[Callable[[], None]] = []
+        self._cb_lock = threading.Lock()
+
+    def on_set(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """Run `fn` when the flag is set (at once if it already is); returns an unregister."""
+        with self._cb_lock:
+            if not self.is_set():
+                self._callbacks.append(fn)
+                return lambda: self._remove(fn)
+        fn()
+        return lambda: None
+
+    def _remove(self, fn: Callable[[], None]) -> None:
+        with self._cb_lock:
+            if fn in self._callbacks:
+                self._callbacks.remove(fn)
+
+    def set(self) -> None:
+        with self._cb_lock:
+            super().set()
+            callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:
+            try:
+                fn()
+            except Exception:
+                log.debug("cancel callback failed", exc_info=True)
+
+
+class Worker:
+    """Runs jobs against the loaded model on a single thread (or, for a remote engine, on
+    `threads` threads: the jobs then only wait on HTTP, and the pool size is the request limit)."""
+
+    def __init__(self, threads: int = 1, name: str = "llama") -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix=name)
         self.model: LoadedModel | None = None  # touched only on the worker thread
         self._lock = threading.Lock()
         self._latest: dict[str, threading.Event] = {}  # lane -> cancel flag of its newest job
@@ -35,7 +70,7 @@ class Worker:
         self, fn: Callable[[LoadedModel | None, threading.Event], T], lane: str | None = None
     ) -> tuple[concurrent.futures.Future[T], threading.Event]:
         """Queue `fn(model, cancel)`. A job in a `lane` cancels the previous job of that lane."""
-        cancel = threading.Event()
+        cancel = CancelFlag()
         with self._lock:
             if lane is not None:
                 old = self._latest.get(lane)

@@ -5,6 +5,10 @@ Built as token ids, never as a string with markers: user text is tokenized with 
 llama-cpp-python 0.3.36's own FIM path (the `suffix` argument of its completion call) uses
 token id 0 for the markers.
 
+The layout is generic over the piece type: a remote engine that only takes a text prompt gets the
+same layout with the markers' *strings* as pieces and each text as one piece (`FimIds[str]`,
+joined by `Prompt.text`), so the two backends cannot drift apart.
+
 Layouts (ids in brackets are single control tokens):
 - PSM: [PRE] prefix [SUF] suffix [MID]                    -> the model writes the middle
 - SPM: [PRE][SUF] suffix [MID] prefix                     -> bigcode/Bavarian "SPM variant 2"
@@ -15,30 +19,31 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 Order = Literal["psm", "spm"]
-Tokenize = Callable[[str], list[int]]
+T = TypeVar("T")  # a token id (local engine) or a text piece (remote engine taking a text prompt)
+Tokenize = Callable[[str], list[T]]
 
 
 @dataclass(frozen=True)
-class FimIds:
-    """A model's FIM control-token ids (each marker must be one token)."""
+class FimIds(Generic[T]):
+    """A model's FIM control-token ids (each marker must be one token), or their strings."""
 
-    prefix: int
-    suffix: int
-    middle: int
-    pad: int | None = None
-    repo_name: int | None = None
-    file_sep: int | None = None
-    filename: int | None = None
-    stop: frozenset[int] = field(default_factory=frozenset)  # end-of-text and family stop tokens
-    document_end: tuple[int, ...] = ()  # end-of-text id that separates training documents
+    prefix: T
+    suffix: T
+    middle: T
+    pad: T | None = None
+    repo_name: T | None = None
+    file_sep: T | None = None
+    filename: T | None = None
+    stop: frozenset[T] = field(default_factory=frozenset)  # end-of-text and family stop tokens
+    document_end: tuple[T, ...] = ()  # end-of-text id that separates training documents
 
 
 @dataclass(frozen=True)
-class Prompt:
-    ids: list[int]
+class Prompt(Generic[T]):
+    ids: list[T]
     order: Order
     # Text cut from the end of the prefix so the model can re-choose the token at the cursor
     # (token healing); the generated text must start with it and it is removed before display.
@@ -65,7 +70,7 @@ def heal_split(prefix: str) -> tuple[str, str]:
 
 
 @dataclass(frozen=True)
-class Header:
+class Header(Generic[T]):
     """Cross-file context and the current path, in the family's own training format.
 
     `ids` go before the FIM template (repo/file tokens); `text` goes at the start of the prefix
@@ -73,20 +78,20 @@ class Header:
     and changes rarely, so the KV cache keeps it.
     """
 
-    ids: tuple[int, ...] = ()
+    ids: tuple[T, ...] = ()
     text: str = ""
 
 
 def build_header(
     snippets: Sequence[tuple[str, str]],
     current_path: str,
-    ids: FimIds,
-    tokenize: Tokenize,
+    ids: FimIds[T],
+    tokenize: Tokenize[T],
     *,
     repo: str,
     comment: Callable[[str, str], str],
     language: str,
-) -> Header:
+) -> Header[T]:
     """Format (path, text) snippets and the current path for the model.
 
     - repo tokens (StarCoder2, Qwen2.5-Coder, as llama.cpp's /infill does):
@@ -118,14 +123,14 @@ def build_header(
 def build_prompt(
     prefix: str,
     suffix: str,
-    ids: FimIds,
-    tokenize: Tokenize,
+    ids: FimIds[T],
+    tokenize: Tokenize[T],
     order: Order = "psm",
-    header: Header | None = None,
+    header: Header[T] | None = None,
     heal: bool = True,
-) -> Prompt:
+) -> Prompt[T]:
     """Lay out the header (stable extra context), then the FIM template around prefix and suffix."""
-    header = header or Header()
+    header = header or Header[T]()
     kept, healed = heal_split(prefix) if heal else (prefix, "")
     pre = tokenize(header.text) + tokenize(kept)
     suf = tokenize(suffix)
@@ -134,6 +139,11 @@ def build_prompt(
     else:
         body = [ids.prefix, *pre, ids.suffix, *suf, ids.middle]
     return Prompt([*header.ids, *body], order, healed, len(header.ids))
+
+
+def prompt_text(prompt: Prompt[str]) -> str:
+    """A text-piece prompt as the string a remote engine receives."""
+    return "".join(prompt.ids)
 
 
 TEMPLATE_OVERHEAD_TOKENS = 4  # the FIM markers plus a possible BOS
