@@ -43,8 +43,19 @@ WINDOW_LINE_STEP = 32
 # --- server behaviour -----------------------------------------------------------------------------
 # 0 = never free the model while idle.
 IDLE_UNLOAD_MINUTES = 0
-# Documents above this size are not sent to the model (memory and latency stay bounded).
+# Documents above this many characters are not kept nor completed (the user is told once): every
+# hand-written source file is far smaller, while logs, dumps and minified bundles are not code to
+# complete. pygls rebuilds a document's whole text on each edit (O(size) per keystroke), so this
+# bounds both memory (~2x this per open document) and the cost of an edit storm.
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+# One JSON-RPC message may be this large: a document at the limit above with worst-case JSON
+# escaping (\uXXXX is 6 bytes per character) fits; anything larger is skipped unread, so a hostile
+# Content-Length cannot make the server allocate it.
+MAX_MESSAGE_BYTES = 6 * MAX_DOCUMENT_BYTES + 64 * 1024
+# A header block longer than this is garbage (real ones are ~30 bytes): resynchronise.
+MAX_HEADER_BYTES = 8 * 1024
+# Bytes per read from stdin/TCP: large enough for an edit storm, small enough to stay responsive.
+READ_CHUNK_BYTES = 64 * 1024
 # A single line longer than its budget is cut on this character grid (stable across keystrokes).
 LONG_LINE_CHAR_STEP = 256
 

@@ -1,0 +1,115 @@
+"""Which document text the server keeps: bounded in size, only for documents the client opened.
+
+A document over `defaults.MAX_DOCUMENT_BYTES` characters is kept as an empty placeholder (memory
+stays bounded, completions answer empty) and the user is told once; it is admitted again when a
+full-text change brings it under the limit. Edits for documents that were never opened, or that
+cannot be applied, are logged and dropped instead of raising inside pygls.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Generator
+from typing import Any
+from urllib.parse import unquote
+
+import attrs
+from lsprotocol import types
+from pygls.protocol.language_server import lsp_method
+from pygls.workspace import TextDocument
+
+from lsp_server import defaults
+from lsp_server.protocol.rpc import RobustProtocol
+
+log = logging.getLogger(__name__)
+
+
+def too_large_message(uri: str) -> str:
+    name = unquote(uri.rsplit("/", 1)[-1]) or uri
+    return (f"{name} is larger than {defaults.MAX_DOCUMENT_BYTES // (1024 * 1024)} MB: no "
+            "completions for it (the server keeps no text of files this large).")
+
+
+class BoundedDocuments(RobustProtocol):
+    """pygls' document sync with a size limit and tolerance for out-of-order notifications."""
+
+    too_large: set[str]
+    _told: set[str]
+    on_too_large: Callable[[str], None] | None = None  # shows `too_large_message` to the user
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.too_large = set()
+        self._told = set()
+
+    def open_document(self, uri: str) -> TextDocument | None:
+        """The document if the client opened it and it is within the limit; never reads disk."""
+        key = unquote(uri)
+        if key in self.too_large:
+            return None
+        doc: TextDocument | None = self.workspace.text_documents.get(key)
+        return doc
+
+    def _mark_too_large(self, uri: str) -> None:
+        key = unquote(uri)
+        self.too_large.add(key)
+        doc = self.workspace.text_documents.get(key)
+        if doc is not None:  # drop the text: only the placeholder stays in memory
+            doc.apply_change(types.TextDocumentContentChangeWholeDocument(text=""))
+        if key not in self._told:
+            self._told.add(key)
+            log.warning("%s", too_large_message(uri))
+            if self.on_too_large is not None:
+                self.on_too_large(uri)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams
+                                    ) -> Generator[Any, Any, None]:
+        item = params.text_document
+        key = unquote(item.uri)
+        if len(item.text) > defaults.MAX_DOCUMENT_BYTES:
+            params = attrs.evolve(params, text_document=attrs.evolve(item, text=""))
+            yield from super().lsp_text_document__did_open(params)
+            self._mark_too_large(item.uri)
+            return
+        self.too_large.discard(key)
+        yield from super().lsp_text_document__did_open(params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams
+                                      ) -> Generator[Any, Any, None]:
+        uri = params.text_document.uri
+        key = unquote(uri)
+        doc = self.workspace.text_documents.get(key)
+        if doc is None:
+            log.warning("didChange for %s, which is not open: ignored", uri)
+            return
+        if params.text_document.version is not None and doc.version is not None \
+                and params.text_document.version <= doc.version:
+            log.info("didChange for %s goes from version %s back to %s: applied as sent", uri,
+                     doc.version, params.text_document.version)
+        for change in params.content_changes:
+            whole = not isinstance(change, types.TextDocumentContentChangePartial)
+            if key in self.too_large:
+                if whole and len(change.text) <= defaults.MAX_DOCUMENT_BYTES:
+                    self.too_large.discard(key)  # the client sent the full text again
+                else:
+                    continue  # an edit of text we do not keep
+            try:
+                doc.apply_change(change)
+            except Exception:  # e.g. a range that does not fit the document
+                log.warning("could not apply an edit to %s: ignored", uri, exc_info=True)
+                continue
+            if len(doc.source) > defaults.MAX_DOCUMENT_BYTES:
+                self._mark_too_large(uri)
+        doc.version = params.text_document.version
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams
+                                     ) -> Generator[Any, Any, None]:
+        key = unquote(params.text_document.uri)
+        self.too_large.discard(key)
+        self._told.discard(key)
+        yield from super().lsp_text_document__did_close(params)
