@@ -9,14 +9,15 @@ cannot be applied, are logged and dropped instead of raising inside pygls.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 from urllib.parse import unquote
 
 import attrs
 from lsprotocol import types
 from pygls.protocol.language_server import lsp_method
-from pygls.workspace import TextDocument
+from pygls.workspace import PositionCodec, TextDocument
+from pygls.workspace.position_codec import ServerTextPosition
 
 from lsp_server import defaults
 from lsp_server.protocol.rpc import RobustProtocol
@@ -28,6 +29,29 @@ def too_large_message(uri: str) -> str:
     name = unquote(uri.rsplit("/", 1)[-1]) or uri
     return (f"{name} is larger than {defaults.MAX_DOCUMENT_BYTES // (1024 * 1024)} MB: no "
             "completions for it (the server keeps no text of files this large).")
+
+
+class FastPositionCodec(PositionCodec):
+    """pygls' codec, with a C-speed path for lines without astral characters.
+
+    pygls walks a line in Python, one character at a time, for every position it converts (twice
+    per edit): 70 ms per keystroke on a 100,000-character line here. When a line's UTF-16 length
+    equals its length in code points (nearly all code), the answer is arithmetic; the result is
+    exactly pygls' (including its clamp of a column past the end to the last character).
+    """
+
+    def position_from_client_units(self, lines: Sequence[str], position: types.Position
+                                   ) -> ServerTextPosition:
+        if (self.encoding not in (types.PositionEncodingKind.Utf16, None)
+                or not 0 <= position.line < len(lines)):
+            return super().position_from_client_units(lines, position)
+        line = lines[position.line].replace("\r\n", "\n")
+        if not line.isascii() and len(line.encode("utf-16-le", "surrogatepass")) != 2 * len(line):
+            return super().position_from_client_units(lines, position)
+        n, ch = len(line), position.character
+        if n == 0:
+            return ServerTextPosition(position.line, 0)
+        return ServerTextPosition(position.line, ch if ch <= n else n - 1)
 
 
 class BoundedDocuments(RobustProtocol):
@@ -61,6 +85,14 @@ class BoundedDocuments(RobustProtocol):
             log.warning("%s", too_large_message(uri))
             if self.on_too_large is not None:
                 self.on_too_large(uri)
+
+    @lsp_method(types.INITIALIZE)
+    def lsp_initialize(self, params: types.InitializeParams
+                       ) -> Generator[Any, Any, types.InitializeResult]:
+        result = yield from super().lsp_initialize(params)
+        # pygls has no hook for the codec: documents opened from now on share this one.
+        self.workspace._position_codec = FastPositionCodec(self.workspace.position_codec.encoding)
+        return result
 
     @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
     def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams
