@@ -257,6 +257,17 @@ def load_model(path: Path, family: Family, options: LoadOptions, name: str = "")
     """Load `path` (into memory, see `defaults.USE_MMAP`) and check it can do FIM; raise ModelError
     with a fix-it message."""
     name = name or path.name
+    try:
+        return _load_model(path, family, options, name)
+    except MemoryError:  # the estimate in `fit_context` was too optimistic (or memory vanished)
+        raise ModelError(
+            f"Out of memory while loading {name}: close other programs, lower "
+            'starcoder.contextTokens, set starcoder.memoryPolicy to "shrink", or choose a smaller '
+            "model."
+        ) from None
+
+
+def _load_model(path: Path, family: Family, options: LoadOptions, name: str) -> LoadedModel:
     _check_file(path)
     n_ctx = fit_context(path, options.n_ctx, options.shrink_to_fit)
     if n_ctx != options.n_ctx:
