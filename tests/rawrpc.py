@@ -51,6 +51,7 @@ class RawServer:
         self.responses: dict[Any, list[dict[str, Any]]] = {}
         self.null_id_errors: list[dict[str, Any]] = []
         self.notifications: list[dict[str, Any]] = []
+        self.answered_at: dict[Any, float] = {}  # time.monotonic() of each first answer
         self.violations: list[str] = []
         self.messages_sent = 0  # framed messages (or chunks of raw bytes) written
         self.bytes_sent = 0
@@ -101,6 +102,7 @@ class RawServer:
                     self.null_id_errors.append(message)
                 else:
                     self.responses.setdefault(message["id"], []).append(message)
+                    self.answered_at.setdefault(message["id"], time.monotonic())
             self._cv.notify_all()
 
     # --- writing ----------------------------------------------------------------------------------

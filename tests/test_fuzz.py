@@ -76,7 +76,7 @@ def shown_messages(server: RawServer) -> list[str]:
 
 # --- units: the framing parser and the fast position codec -------------------------------------
 @given(st.lists(st.binary(max_size=300), max_size=8), st.lists(st.integers(1, 50), min_size=1))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, database=None)
 def test_frame_parser_is_independent_of_chunking(bodies: list[bytes], cuts: list[int]) -> None:
     bodies = [b for b in bodies if b]
     stream = b"".join(frame(b) for b in bodies)
@@ -90,7 +90,7 @@ def test_frame_parser_is_independent_of_chunking(bodies: list[bytes], cuts: list
 
 @given(st.lists(st.text(max_size=30).map(lambda t: t + "\n"), min_size=1, max_size=4),
        st.integers(0, 5), st.integers(0, 40))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, database=None)
 def test_fast_codec_matches_pygls(lines: list[str], line: int, character: int) -> None:
     fast, slow = FastPositionCodec(types.PositionEncodingKind.Utf16), PositionCodec()
     got = fast.position_from_client_units(lines, types.Position(line, character))
@@ -366,3 +366,41 @@ def test_real_completion_is_correct_after_a_storm(qwen_gguf: Path) -> None:
         assert srv.alive() and not srv.violations
     finally:
         srv.close()
+
+
+def test_tcp_transport_uses_the_same_framing(tiny_starcoder: Path) -> None:
+    """`serve --tcp`: broken framing first, then requests are still answered."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "lsp_server", "serve", "--tcp",
+                             f"127.0.0.1:{port}", "--model", str(tiny_starcoder), "--threads", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                conn = socket.create_connection(("127.0.0.1", port), timeout=30)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.2)
+        with conn:
+            conn.sendall(b"Content-Length: x\r\n\r\n{}" + encode({
+                "jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"processId": None, "rootUri": None, "capabilities": {}}}) + encode(
+                {"jsonrpc": "2.0", "id": 2, "method": "no/such"}))
+            data = b""
+            while data.count(b"Content-Length") < 2:
+                chunk = conn.recv(65536)
+                assert chunk, data
+                data += chunk
+        assert b'"id": 1' in data and b'"capabilities"' in data
+        assert b'"id": 2' in data and b"-32601" in data
+    finally:
+        proc.kill()
+        proc.wait()

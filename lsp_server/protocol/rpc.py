@@ -160,6 +160,8 @@ class RobustProtocol(LanguageServerProtocol):
         if is_request and msg_id is None:
             self.send_error(None, INVALID_REQUEST, "Invalid request: id must be a number or string")
             return
+        if "method" in data:
+            data.setdefault("params", None)  # JSON-RPC lets a message omit params; pygls does not
         try:
             message = self.structure_message(data)
         except Exception as exc:
