@@ -31,7 +31,7 @@ from tests.rawrpc import RawServer, encode, frame
 
 FUZZ_EXAMPLES_ENV = "STARCODER_LSP_FUZZ_EXAMPLES"
 FUZZ_SEED = 20261122
-CI_EXAMPLES = 400
+CI_EXAMPLES = 1000
 URI = "file:///fuzz/check.py"
 CHECK_TEXT = "def scale_prices(prices, factor):\n    result = []\n    for p in prices:\n        "
 INIT = {"maxTokens": 6}
