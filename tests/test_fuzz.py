@@ -327,9 +327,13 @@ def test_normal_completion_afterwards(server: RawServer,
     assert server.alive() and not server.violations
 
 
-def test_requests_after_shutdown_are_errors(tiny_starcoder: Path) -> None:
+def test_requests_before_initialize_and_after_shutdown_are_answered(tiny_starcoder: Path) -> None:
     srv = RawServer(tiny_starcoder)
     try:
+        open_doc(srv, URI, CHECK_TEXT)  # before initialize: dropped, not fatal
+        early = [inline(srv, URI, 0, 0), srv.request("starcoder/stats", {})]
+        for answer in srv.wait(early, 30).values():
+            assert answer["error"]["code"] == -32002, answer
         srv.initialize(INIT)
         srv.wait_status("ready")
         shutdown = srv.request("shutdown")

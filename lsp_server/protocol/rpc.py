@@ -35,6 +35,7 @@ PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+SERVER_NOT_INITIALIZED = -32002
 
 _CONTENT_LENGTH = re.compile(rb"content-length[ \t]*:", re.IGNORECASE)
 _HEADER_END = b"\r\n\r\n"
@@ -166,9 +167,11 @@ class RobustProtocol(LanguageServerProtocol):
             message = self.structure_message(data)
         except Exception as exc:
             if is_request:
-                code = INVALID_PARAMS if isinstance(exc, JsonRpcInvalidParams) else INTERNAL_ERROR
-                self.send_error(msg_id, code, f"Invalid params for {method}: "
-                                f"{_cause(exc)}")
+                if isinstance(exc, JsonRpcInvalidParams):
+                    self.send_error(msg_id, INVALID_PARAMS,
+                                    f"Invalid params for {method}: {_cause(exc)}")
+                else:
+                    self.send_error(msg_id, INTERNAL_ERROR, f"Cannot read {method}: {_cause(exc)}")
             else:
                 log.warning("dropped a notification or response that does not fit its type: %s",
                             _cause(exc))
@@ -178,10 +181,16 @@ class RobustProtocol(LanguageServerProtocol):
         self.handle_message(message)
 
     def handle_message(self, message: Any) -> None:
-        """After `shutdown`, requests get InvalidRequest (the spec's answer) instead of silence."""
+        """The spec's answers where pygls is silent or fails: before `initialize`, requests get
+        ServerNotInitialized and notifications are dropped; after `shutdown`, requests get
+        InvalidRequest."""
         method = getattr(message, "method", None)
-        if (self._shutdown and method is not None and method != types.EXIT
-                and getattr(message, "id", None) is not None):
+        request = method is not None and getattr(message, "id", None) is not None
+        if self._workspace is None and method not in (None, types.INITIALIZE, types.EXIT):
+            if request:
+                self.send_error(message.id, SERVER_NOT_INITIALIZED, "the server is not initialized")
+            return
+        if self._shutdown and request and method != types.EXIT:
             self.send_error(message.id, INVALID_REQUEST, "the server is shut down")
             return
         super().handle_message(message)
