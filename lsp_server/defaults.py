@@ -54,6 +54,9 @@ IDLE_UNLOAD_MINUTES = 0
 # complete. pygls rebuilds a document's whole text on each edit (O(size) per keystroke), so this
 # bounds both memory (~2x this per open document) and the cost of an edit storm.
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+# All open documents together (characters): a newly opened or growing document past this is refused
+# like an oversized one. Hand-written workspaces are far smaller; this bounds a runaway client.
+MAX_TOTAL_DOCUMENT_BYTES = 256 * 1024 * 1024
 # One JSON-RPC message may be this large: a document at the limit above with worst-case JSON
 # escaping (\uXXXX is 6 bytes per character) fits; anything larger is skipped unread, so a hostile
 # Content-Length cannot make the server allocate it.

@@ -98,6 +98,48 @@ def test_fast_codec_matches_pygls(lines: list[str], line: int, character: int) -
     assert (got.line, got.character) == (want.line, want.character)
 
 
+def test_document_limits_per_file_and_in_total(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process: the per-document and total limits, their messages, and re-admission."""
+    from pygls.workspace import Workspace
+
+    from lsp_server.protocol.server import create_server
+    from lsp_server.settings import Settings
+
+    monkeypatch.setattr(defaults, "MAX_DOCUMENT_BYTES", 800)
+    monkeypatch.setattr(defaults, "MAX_TOTAL_DOCUMENT_BYTES", 1000)
+    proto = create_server(Settings()).protocol
+    told: list[str] = []
+    proto.on_too_large = told.append
+    proto._workspace = Workspace(None, types.TextDocumentSyncKind.Incremental)
+
+    def did_open(name: str, text: str) -> None:
+        list(proto.lsp_text_document__did_open(types.DidOpenTextDocumentParams(
+            types.TextDocumentItem(f"file:///{name}", "python", 1, text))))
+
+    def did_change(name: str, change: Any) -> None:
+        list(proto.lsp_text_document__did_change(types.DidChangeTextDocumentParams(
+            types.VersionedTextDocumentIdentifier(version=2, uri=f"file:///{name}"), [change])))
+
+    did_open("a.py", "a" * 500)
+    did_open("b.py", "b" * 400)
+    assert proto.kept_total == 900
+    did_open("c.py", "c" * 200)  # 1,100 in total
+    assert proto.open_document("file:///c.py") is None and "already hold" in told[-1]
+    did_open("d.py", "d" * 900)  # over the per-file limit
+    assert proto.open_document("file:///d.py") is None and "d.py is larger than" in told[-1]
+    here = types.Position(0, 0)
+    did_change("a.py", types.TextDocumentContentChangePartial(types.Range(here, here), "x" * 150))
+    assert proto.open_document("file:///a.py") is None and "a.py is not kept" in told[-1]
+    assert proto.kept_total == 400 and len(told) == 3
+    did_change("a.py", types.TextDocumentContentChangePartial(types.Range(here, here), "y"))
+    assert len(told) == 3  # told once per document
+    list(proto.lsp_text_document__did_close(types.DidCloseTextDocumentParams(
+        types.TextDocumentIdentifier("file:///b.py"))))
+    did_change("a.py", types.TextDocumentContentChangeWholeDocument("z" * 300))  # fits again
+    doc = proto.open_document("file:///a.py")
+    assert doc is not None and doc.source == "z" * 300 and proto.kept_total == 300
+
+
 # --- the server over raw stdio -----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def server(tiny_starcoder: Path) -> Iterator[RawServer]:

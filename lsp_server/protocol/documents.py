@@ -1,8 +1,9 @@
 """Which document text the server keeps: bounded in size, only for documents the client opened.
 
-A document over `defaults.MAX_DOCUMENT_BYTES` characters is kept as an empty placeholder (memory
-stays bounded, completions answer empty) and the user is told once; it is admitted again when a
-full-text change brings it under the limit. Edits for documents that were never opened, or that
+A document over `defaults.MAX_DOCUMENT_BYTES` characters, or one that would take the open
+documents past `defaults.MAX_TOTAL_DOCUMENT_BYTES`, is kept as an empty placeholder (memory stays
+bounded, completions answer empty) and the user is told once; it is admitted again when a
+full-text change brings it within the limits. Edits for documents that were never opened, or that
 cannot be applied, are logged and dropped instead of raising inside pygls.
 """
 
@@ -25,10 +26,19 @@ from lsp_server.protocol.rpc import RobustProtocol
 log = logging.getLogger(__name__)
 
 
+def _name(uri: str) -> str:
+    return unquote(uri.rsplit("/", 1)[-1]) or uri
+
+
 def too_large_message(uri: str) -> str:
-    name = unquote(uri.rsplit("/", 1)[-1]) or uri
-    return (f"{name} is larger than {defaults.MAX_DOCUMENT_BYTES // (1024 * 1024)} MB: no "
+    return (f"{_name(uri)} is larger than {defaults.MAX_DOCUMENT_BYTES // 2**20} MB: no "
             "completions for it (the server keeps no text of files this large).")
+
+
+def over_total_message(uri: str) -> str:
+    return (f"{_name(uri)} is not kept: the open documents already hold "
+            f"{defaults.MAX_TOTAL_DOCUMENT_BYTES // 2**20} MB of text. Close some to get "
+            "completions in it.")
 
 
 class FastPositionCodec(PositionCodec):
@@ -55,36 +65,54 @@ class FastPositionCodec(PositionCodec):
 
 
 class BoundedDocuments(RobustProtocol):
-    """pygls' document sync with a size limit and tolerance for out-of-order notifications."""
+    """pygls' document sync with size limits and tolerance for out-of-order notifications."""
 
     too_large: set[str]
-    _told: set[str]
-    on_too_large: Callable[[str], None] | None = None  # shows `too_large_message` to the user
+    on_too_large: Callable[[str], None] | None = None  # shows a message to the user
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.too_large = set()
-        self._told = set()
+        self._told: set[str] = set()
+        self._kept: dict[str, int] = {}  # characters kept per document (for the total limit)
+        self.kept_total = 0
 
     def open_document(self, uri: str) -> TextDocument | None:
-        """The document if the client opened it and it is within the limit; never reads disk."""
+        """The document if the client opened it and it is within the limits; never reads disk."""
         key = unquote(uri)
         if key in self.too_large:
             return None
         doc: TextDocument | None = self.workspace.text_documents.get(key)
         return doc
 
-    def _mark_too_large(self, uri: str) -> None:
+    def _keep(self, key: str, size: int) -> None:
+        self.kept_total += size - self._kept.get(key, 0)
+        self._kept[key] = size
+
+    def _forget(self, key: str) -> None:
+        self.kept_total -= self._kept.pop(key, 0)
+
+    def _refusal(self, key: str, size: int) -> Callable[[str], str] | None:
+        """Why a document of `size` characters cannot be kept, as a message maker; None if it can."""
+        if size > defaults.MAX_DOCUMENT_BYTES:
+            return too_large_message
+        if self.kept_total - self._kept.get(key, 0) + size > defaults.MAX_TOTAL_DOCUMENT_BYTES:
+            return over_total_message
+        return None
+
+    def _drop(self, uri: str, message: Callable[[str], str]) -> None:
+        """Keep only an empty placeholder for `uri`; tell the user once per document."""
         key = unquote(uri)
         self.too_large.add(key)
+        self._forget(key)
         doc = self.workspace.text_documents.get(key)
-        if doc is not None:  # drop the text: only the placeholder stays in memory
+        if doc is not None:
             doc.apply_change(types.TextDocumentContentChangeWholeDocument(text=""))
         if key not in self._told:
             self._told.add(key)
-            log.warning("%s", too_large_message(uri))
+            log.warning("%s", message(uri))
             if self.on_too_large is not None:
-                self.on_too_large(uri)
+                self.on_too_large(message(uri))
 
     @lsp_method(types.INITIALIZE)
     def lsp_initialize(self, params: types.InitializeParams
@@ -99,12 +127,14 @@ class BoundedDocuments(RobustProtocol):
                                     ) -> Generator[Any, Any, None]:
         item = params.text_document
         key = unquote(item.uri)
-        if len(item.text) > defaults.MAX_DOCUMENT_BYTES:
+        refusal = self._refusal(key, len(item.text))
+        if refusal is not None:
             params = attrs.evolve(params, text_document=attrs.evolve(item, text=""))
             yield from super().lsp_text_document__did_open(params)
-            self._mark_too_large(item.uri)
+            self._drop(item.uri, refusal)
             return
         self.too_large.discard(key)
+        self._keep(key, len(item.text))
         yield from super().lsp_text_document__did_open(params)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
@@ -123,17 +153,19 @@ class BoundedDocuments(RobustProtocol):
         for change in params.content_changes:
             whole = not isinstance(change, types.TextDocumentContentChangePartial)
             if key in self.too_large:
-                if whole and len(change.text) <= defaults.MAX_DOCUMENT_BYTES:
-                    self.too_large.discard(key)  # the client sent the full text again
-                else:
+                if not whole or self._refusal(key, len(change.text)) is not None:
                     continue  # an edit of text we do not keep
+                self.too_large.discard(key)  # the client sent the full text again, and it fits
             try:
                 doc.apply_change(change)
             except Exception:  # e.g. a range that does not fit the document
                 log.warning("could not apply an edit to %s: ignored", uri, exc_info=True)
                 continue
-            if len(doc.source) > defaults.MAX_DOCUMENT_BYTES:
-                self._mark_too_large(uri)
+            refusal = self._refusal(key, len(doc.source))
+            if refusal is not None:
+                self._drop(uri, refusal)
+            else:
+                self._keep(key, len(doc.source))
         doc.version = params.text_document.version
         if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
             yield handler, (params,), None
@@ -144,4 +176,5 @@ class BoundedDocuments(RobustProtocol):
         key = unquote(params.text_document.uri)
         self.too_large.discard(key)
         self._told.discard(key)
+        self._forget(key)
         yield from super().lsp_text_document__did_close(params)

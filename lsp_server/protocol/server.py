@@ -31,7 +31,7 @@ from lsp_server.context.blocks import enclosing_block
 from lsp_server.context.snippets import RecentDocuments, SourceDoc
 from lsp_server.engine.generate import Cancelled
 from lsp_server.protocol import rpc
-from lsp_server.protocol.documents import BoundedDocuments, too_large_message
+from lsp_server.protocol.documents import BoundedDocuments
 from lsp_server.service import Assistant, CompletionRequest, Suggestion
 from lsp_server.settings import Settings, merge
 
@@ -66,7 +66,7 @@ class StarcoderServer(LanguageServer):
         self.tasks: set[asyncio.Task[Any]] = set()
         self.last_status: dict[str, str] = {}
         self.recent = RecentDocuments()
-        self.protocol.on_too_large = lambda uri: self.show_warning(too_large_message(uri))
+        self.protocol.on_too_large = self.show_warning
 
     protocol: StarcoderProtocol
 
