@@ -37,6 +37,17 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 SERVER_NOT_INITIALIZED = -32002
 
+
+class _NoStructureTracebacks(logging.Filter):
+    """pygls logs a full traceback for every message that does not fit its type; we log one line
+    with cattrs' reason instead (a hostile client would otherwise flood the editor's log)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Unable to deserialize message")
+
+
+logging.getLogger("pygls.protocol.json_rpc").addFilter(_NoStructureTracebacks())
+
 _CONTENT_LENGTH = re.compile(rb"content-length[ \t]*:", re.IGNORECASE)
 _HEADER_END = b"\r\n\r\n"
 
@@ -167,6 +178,7 @@ class RobustProtocol(LanguageServerProtocol):
             message = self.structure_message(data)
         except Exception as exc:
             if is_request:
+                log.info("request %r (%s) does not fit its type: %s", msg_id, method, _cause(exc))
                 if isinstance(exc, JsonRpcInvalidParams):
                     self.send_error(msg_id, INVALID_PARAMS,
                                     f"Invalid params for {method}: {_cause(exc)}")
