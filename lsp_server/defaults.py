@@ -67,6 +67,10 @@ MAX_HEADER_BYTES = 8 * 1024
 READ_CHUNK_BYTES = 64 * 1024
 # A single line longer than its budget is cut on this character grid (stable across keystrokes).
 LONG_LINE_CHAR_STEP = 256
+# The per-line token-count memo is emptied past this many characters of keys: typing in a
+# 100,000-character line adds ~0.3 MB of new keys per keystroke (measured), which grew without
+# bound; ordinary files (~2M characters in 50,000 lines) never reach it.
+TOKEN_MEMO_MAX_CHARS = 16 * 1024 * 1024
 
 # --- model catalogue and pulls --------------------------------------------------------------------
 # Environment variable that moves the model cache away from platformdirs' user cache (tests use it).
