@@ -138,6 +138,11 @@ def final_check(server: RawServer) -> str:
     return "".join(i["insertText"] for i in items)
 
 
+def _num(x: float, digits: int = 3) -> float | None:
+    """JSON has no NaN: an empty bucket's percentile is null."""
+    return None if x != x else round(x, digits)
+
+
 def ghost_latency(soak: Soak) -> dict[Any, float]:
     """Per request (= keystroke): seconds until an answer to it or to a later request arrived,
     i.e. until the editor had a suggestion (or a definite "none") for what was typed by then."""
@@ -179,9 +184,9 @@ def summarize(soak: Soak, t0: float, bucket_s: float, rss_start: float, rss_peak
         buckets.append({
             "bucket": b, "start_min": round(b * bucket_s / 60, 2), "requests": len(ids),
             "answered": len(lat), "cancelled": cancelled, "errors": errors,
-            "p50_s": round(percentile(keys, 0.5), 3), "p95_s": round(percentile(keys, 0.95), 3),
-            "answered_p50_s": round(percentile(lat, 0.5), 3),
-            "answered_p95_s": round(percentile(lat, 0.95), 3),
+            "p50_s": _num(percentile(keys, 0.5)), "p95_s": _num(percentile(keys, 0.95)),
+            "answered_p50_s": _num(percentile(lat, 0.5)),
+            "answered_p95_s": _num(percentile(lat, 0.95)),
             "rss_mean_mb": round(statistics.fmean(rss)) if rss else None,
             "rss_max_mb": round(max(rss)) if rss else None,
         })
@@ -194,14 +199,19 @@ def summarize(soak: Soak, t0: float, bucket_s: float, rss_start: float, rss_peak
         "cancelled": sum(b["cancelled"] for b in buckets), "errors": errors,
         "unanswered": len(unanswered), "answered_twice": sum(1 for v in responses.values()
                                                              if len(v) > 1),
-        "server_alive": alive, "p95_drift_s": round(last["p95_s"] - first["p95_s"], 3),
-        "p50_drift_s": round(last["p50_s"] - first["p50_s"], 3),
-        "answered_p95_drift_s": round(last["answered_p95_s"] - first["answered_p95_s"], 3),
+        "server_alive": alive, "p95_drift_s": _drift(first, last, "p95_s"),
+        "p50_drift_s": _drift(first, last, "p50_s"),
+        "answered_p95_drift_s": _drift(first, last, "answered_p95_s"),
         "rss_start_mb": round(rss_start), "rss_peak_mb": round(rss_peak),
         "rss_end_mb": round(rss_end), "rss_drift_mb": round(rss_end - rss_start),
         "final_check": check, "final_check_ok": "a + b" in check or "a+b" in check,
         "buckets": buckets,
     }
+
+
+def _drift(first: dict[str, Any], last: dict[str, Any], key: str) -> float | None:
+    a, b = first[key], last[key]
+    return None if a is None or b is None else round(b - a, 3)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
