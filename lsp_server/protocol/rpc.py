@@ -25,6 +25,8 @@ from cattrs import transform_error
 from cattrs.errors import ClassValidationError
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
+from pygls.io_ import StdoutWriter
+from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 
 from lsp_server import defaults
@@ -232,3 +234,51 @@ async def serve(stop: threading.Event, read: Callable[[], Awaitable[bytes]],
             except Exception:  # a bug in a handler's dispatch must not end the reader loop
                 log.exception("unable to handle a message")
             await asyncio.sleep(0)  # let handlers scheduled by this message start
+
+
+def serve_stdio(server: LanguageServer, stdin: Any, stdout: Any) -> None:
+    """Serve `server` over stdio until EOF or `exit` (pygls' `start_io`, with our framing)."""
+    server._stop_event = threading.Event()
+    read = getattr(stdin, "read1", stdin.read)
+    server.protocol.set_writer(StdoutWriter(stdout))
+
+    async def chunk() -> bytes:
+        loop = asyncio.get_running_loop()
+        data: bytes = await loop.run_in_executor(server.thread_pool, read,
+                                                 defaults.READ_CHUNK_BYTES)
+        return data
+
+    try:
+        asyncio.run(serve(server._stop_event, chunk, _robust(server)))
+    except BrokenPipeError:
+        log.error("the connection to the client is lost: shutting down")
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    finally:
+        server.shutdown()
+
+
+def serve_tcp(server: LanguageServer, host: str, port: int) -> None:
+    """Serve one client at a time over TCP with the same framing as stdio."""
+    server._stop_event = stop = threading.Event()
+
+    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server.protocol.set_writer(writer)
+        await serve(stop, lambda: reader.read(defaults.READ_CHUNK_BYTES), _robust(server))
+        server.shutdown()
+
+    async def main() -> None:
+        tcp = await asyncio.start_server(connection, host, port)
+        log.info("serving on %s", ", ".join(str(s.getsockname()) for s in tcp.sockets))
+        async with tcp:
+            await tcp.serve_forever()
+
+    with contextlib.suppress(asyncio.CancelledError):
+        asyncio.run(main())
+
+
+def _robust(server: LanguageServer) -> RobustProtocol:
+    protocol = server.protocol
+    if not isinstance(protocol, RobustProtocol):
+        raise TypeError("the server's protocol_cls must derive from RobustProtocol")
+    return protocol

@@ -8,7 +8,6 @@ an inline completion answers with no items (never blocks, never errors) and the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -22,7 +21,6 @@ from typing import Any
 import platformdirs
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
-from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.protocol.language_server import lsp_method
 
@@ -70,46 +68,12 @@ class StarcoderServer(LanguageServer):
 
     protocol: StarcoderProtocol
 
-    # --- transport: our framing (`rpc.serve`) instead of pygls' reader loop ------------------------
+    # --- transport: our framing (`rpc`) instead of pygls' reader loop ------------------------------
     def start_io(self, stdin: Any = None, stdout: Any = None) -> None:
-        """Serve over stdio until EOF or `exit`."""
-        self._stop_event = threading.Event()
-        source = stdin or sys.stdin.buffer
-        read = getattr(source, "read1", source.read)
-        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
-
-        async def chunk() -> bytes:
-            loop = asyncio.get_running_loop()
-            data: bytes = await loop.run_in_executor(self.thread_pool, read,
-                                                     defaults.READ_CHUNK_BYTES)
-            return data
-
-        try:
-            asyncio.run(rpc.serve(self._stop_event, chunk, self.protocol))
-        except BrokenPipeError:
-            log.error("the connection to the client is lost: shutting down")
-        except (KeyboardInterrupt, SystemExit):
-            pass
-        finally:
-            self.shutdown()
+        rpc.serve_stdio(self, stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
 
     def start_tcp(self, host: str, port: int) -> None:
-        """Serve one client at a time over TCP with the same framing as stdio."""
-        self._stop_event = stop = threading.Event()
-
-        async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            self.protocol.set_writer(writer)
-            await rpc.serve(stop, lambda: reader.read(defaults.READ_CHUNK_BYTES), self.protocol)
-            self.shutdown()
-
-        async def main() -> None:
-            server = await asyncio.start_server(connection, host, port)
-            log.info("serving on %s", ", ".join(str(s.getsockname()) for s in server.sockets))
-            async with server:
-                await server.serve_forever()
-
-        with contextlib.suppress(asyncio.CancelledError):
-            asyncio.run(main())
+        rpc.serve_tcp(self, host, port)
 
     # --- plumbing ---------------------------------------------------------------------------------
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
