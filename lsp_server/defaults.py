@@ -27,6 +27,12 @@ TEMPERATURE = 0.0
 N_BATCH = 128
 # -1 = offload every layer when the llama.cpp build can, else 0 (decided at load time).
 N_GPU_LAYERS = -1
+# Read the weights into memory instead of mmapping the file. With mmap, a model file truncated in
+# place while loaded (`cp new.gguf model.gguf`, a tool rewriting it) kills the server with SIGBUS
+# on the next token (seen here); a private copy keeps serving until the watcher reloads. Costs:
+# the weights' pages are not shared between two server processes, and the load copies the file
+# (Qwen 0.5B: 2.8 s instead of 1.4 s here, same peak RSS).
+USE_MMAP = False
 
 
 def default_threads() -> int:
@@ -43,10 +49,28 @@ WINDOW_LINE_STEP = 32
 # --- server behaviour -----------------------------------------------------------------------------
 # 0 = never free the model while idle.
 IDLE_UNLOAD_MINUTES = 0
-# Documents above this size are not sent to the model (memory and latency stay bounded).
+# Documents above this many characters are not kept nor completed (the user is told once): every
+# hand-written source file is far smaller, while logs, dumps and minified bundles are not code to
+# complete. pygls rebuilds a document's whole text on each edit (O(size) per keystroke), so this
+# bounds both memory (~2x this per open document) and the cost of an edit storm.
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+# All open documents together (characters): a newly opened or growing document past this is refused
+# like an oversized one. Hand-written workspaces are far smaller; this bounds a runaway client.
+MAX_TOTAL_DOCUMENT_BYTES = 256 * 1024 * 1024
+# One JSON-RPC message may be this large: a document at the limit above with worst-case JSON
+# escaping (\uXXXX is 6 bytes per character) fits; anything larger is skipped unread, so a hostile
+# Content-Length cannot make the server allocate it.
+MAX_MESSAGE_BYTES = 6 * MAX_DOCUMENT_BYTES + 64 * 1024
+# A header block longer than this is garbage (real ones are ~30 bytes): resynchronise.
+MAX_HEADER_BYTES = 8 * 1024
+# Bytes per read from stdin/TCP: large enough for an edit storm, small enough to stay responsive.
+READ_CHUNK_BYTES = 64 * 1024
 # A single line longer than its budget is cut on this character grid (stable across keystrokes).
 LONG_LINE_CHAR_STEP = 256
+# The per-line token-count memo is emptied past this many characters of keys: typing in a
+# 100,000-character line adds ~0.3 MB of new keys per keystroke (measured), which grew without
+# bound; ordinary files (~2M characters in 50,000 lines) never reach it.
+TOKEN_MEMO_MAX_CHARS = 16 * 1024 * 1024
 
 # --- model catalogue and pulls --------------------------------------------------------------------
 # Environment variable that moves the model cache away from platformdirs' user cache (tests use it).

@@ -370,7 +370,9 @@ class Assistant:
             spec = self.catalog().resolve(self.settings.model)
             path = spec.source.path if spec.source.kind == "path" else store.local_path(spec)
         except CatalogError as exc:
-            self._warn(f"models.toml changed but cannot be used: {exc}")
+            serving = self._st.spec if self.worker.model is not None else None
+            still = f" — still using {serving.name}" if serving is not None else ""
+            self._warn(f"models.toml or the model file changed but cannot be used: {exc}{still}")
             return
         if path is None or self._fingerprint_of(spec, Path(path)) != self._fingerprint:
             log.info("model entry or file changed: reloading %s", self.settings.model)

@@ -169,6 +169,9 @@ class SnippetSelector:
     ) -> list[Snippet]:
         """Snippets for the prompt, within `budget` tokens (formatting overhead included)."""
         group = language_group(current_language)
+        live = {d.uri for d in others}
+        for gone in [u for u in self._chunks if u not in live]:  # closed and forgotten: free it
+            del self._chunks[gone]
         others = [d for d in others if d.uri != current_uri and d.text.strip()
                   and (not group or language_group(d.language) in (group, ""))]
         if budget <= 0 or not others:

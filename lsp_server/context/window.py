@@ -38,17 +38,22 @@ class Window:
 class LineTokenCache:
     """Counts tokens per line with a bounded memo: lines rarely change between keystrokes."""
 
-    def __init__(self, count: TokenCounter, max_entries: int = 50_000) -> None:
+    def __init__(self, count: TokenCounter, max_entries: int = 50_000,
+                 max_chars: int = defaults.TOKEN_MEMO_MAX_CHARS) -> None:
         self._count = count
         self._memo: dict[str, int] = {}
         self._max = max_entries
+        self._max_chars = max_chars
+        self._chars = 0  # characters held as keys: a long line makes every keystroke a new key
 
     def __call__(self, text: str) -> int:
         n = self._memo.get(text)
         if n is None:
-            if len(self._memo) >= self._max:
+            if len(self._memo) >= self._max or self._chars + len(text) > self._max_chars:
                 self._memo.clear()
+                self._chars = 0
             n = self._memo[text] = self._count(text)
+            self._chars += len(text)
         return n
 
 

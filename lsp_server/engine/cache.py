@@ -16,15 +16,18 @@ from lsp_server import defaults
 
 @dataclass(frozen=True)
 class _Last:
-    uri: str
-    prefix: str
-    suffix: str
+    """The last suggestion of a document, keyed by hashes: the state's texts are not kept (one
+    entry per document ever completed would otherwise hold two copies of each document)."""
+
+    prefix_len: int
+    prefix_hash: int
+    suffix_hash: int
     text: str
 
 
 class SuggestionCache:
     def __init__(self, max_entries: int = defaults.SUGGESTION_CACHE_ENTRIES) -> None:
-        self._last: dict[str, _Last] = {}
+        self._last: OrderedDict[str, _Last] = OrderedDict()
         self._lru: OrderedDict[tuple[str, int, int, int], str] = OrderedDict()
         self._max = max_entries
         self.hits = 0
@@ -42,9 +45,10 @@ class SuggestionCache:
             self.hits += 1
             return text
         last = self._last.get(uri)
-        if last is None or suffix != last.suffix or not prefix.startswith(last.prefix):
+        if (last is None or len(prefix) < last.prefix_len or hash(suffix) != last.suffix_hash
+                or hash(prefix[: last.prefix_len]) != last.prefix_hash):
             return None
-        typed = prefix[len(last.prefix) :]
+        typed = prefix[last.prefix_len :]
         if typed and len(typed) < len(last.text) and last.text.startswith(typed):
             self.typed_ahead_hits += 1
             return last.text[len(typed) :]
@@ -54,7 +58,10 @@ class SuggestionCache:
         """Keep `text` for typed-ahead; with `remember`, also for this exact state (LRU)."""
         if not text:
             return
-        self._last[uri] = _Last(uri, prefix, suffix, text)
+        self._last[uri] = _Last(len(prefix), hash(prefix), hash(suffix), text)
+        self._last.move_to_end(uri)
+        while len(self._last) > self._max:
+            self._last.popitem(last=False)
         if not remember:
             return
         key = self._key(uri, prefix, suffix)

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsp_server import defaults
-from lsp_server.engine.kv import SEQ_EXPLAIN, SEQ_MAIN, SEQ_QUICK, DecodeError, KVContext, Slot
+from lsp_server.engine.kv import (
+    SEQ_EXPLAIN,
+    SEQ_MAIN,
+    SEQ_PARK,
+    SEQ_QUICK,
+    DecodeError,
+    KVContext,
+    Slot,
+)
 from lsp_server.prompt.fim import FimIds
 
 if TYPE_CHECKING:
@@ -87,6 +95,12 @@ class LoadedModel:
             self._by_first_byte = index
         return self._by_first_byte.get(first_byte, [])
 
+    def reset_cache(self) -> None:
+        """Forget every cached token: after a failed job the cache's contents are unknown."""
+        for slot in (self.main, self.quick, self.explain):
+            self.kv.clear(slot)
+        self.kv.rm(SEQ_PARK, -1)
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.kv.close()
@@ -97,7 +111,7 @@ class LoadedModel:
 def tokenize(vocab: Any, text: str, *, special: bool) -> list[int]:
     import llama_cpp
 
-    data = text.encode("utf-8")
+    data = text.encode("utf-8", "replace")  # JSON can carry lone surrogates ("\ud800")
     size = len(data) + 16
     buf = (llama_cpp.llama_token * size)()
     n = llama_cpp.llama_tokenize(vocab, data, len(data), buf, size, False, special)
@@ -244,8 +258,20 @@ def gpu_offload_supported() -> bool:
 
 
 def load_model(path: Path, family: Family, options: LoadOptions, name: str = "") -> LoadedModel:
-    """Load `path` (mmap) and check it can do FIM; raise ModelError with a fix-it message."""
+    """Load `path` (into memory, see `defaults.USE_MMAP`) and check it can do FIM; raise ModelError
+    with a fix-it message."""
     name = name or path.name
+    try:
+        return _load_model(path, family, options, name)
+    except MemoryError:  # the estimate in `fit_context` was too optimistic (or memory vanished)
+        raise ModelError(
+            f"Out of memory while loading {name}: close other programs, lower "
+            'starcoder.contextTokens, set starcoder.memoryPolicy to "shrink", or choose a smaller '
+            "model."
+        ) from None
+
+
+def _load_model(path: Path, family: Family, options: LoadOptions, name: str) -> LoadedModel:
     _check_file(path)
     n_ctx = fit_context(path, options.n_ctx, options.shrink_to_fit)
     if n_ctx != options.n_ctx:
@@ -261,7 +287,9 @@ def load_model(path: Path, family: Family, options: LoadOptions, name: str = "")
     def open_weights(layers: int) -> Any:
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = 0x7FFFFFFF if layers < 0 else layers
-        params.use_mmap = True
+        # `load_mode` (this llama.cpp has no `use_mmap` field: setting that would be a no-op).
+        params.load_mode = (llama_cpp.LLAMA_LOAD_MODE_MMAP if defaults.USE_MMAP
+                            else llama_cpp.LLAMA_LOAD_MODE_NONE)
         return _internals.LlamaModel(path_model=str(path), params=params, verbose=False)
 
     try:

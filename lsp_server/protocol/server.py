@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import sys
 import threading
 import uuid
 from collections.abc import Callable
@@ -19,14 +20,16 @@ from typing import Any
 
 import platformdirs
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
 
 from lsp_server import __version__, defaults
 from lsp_server.context.blocks import enclosing_block
 from lsp_server.context.snippets import RecentDocuments, SourceDoc
 from lsp_server.engine.generate import Cancelled
+from lsp_server.protocol import rpc
+from lsp_server.protocol.documents import BoundedDocuments
 from lsp_server.protocol.logs import forward_logs
 from lsp_server.service import Assistant, CompletionRequest, Suggestion
 from lsp_server.settings import Settings, merge
@@ -38,16 +41,16 @@ STATS_METHOD = "starcoder/stats"
 EXPLAIN_COMMAND = "starcoder.explain"
 
 
-class StarcoderProtocol(LanguageServerProtocol):
-    """pygls' protocol, keeping a closed buffer's text before pygls drops it (cross-file context)."""
+class StarcoderProtocol(BoundedDocuments):
+    """pygls' protocol made robust (`rpc`, `documents`), keeping a closed buffer's text before
+    pygls drops it (cross-file context)."""
 
     _server: StarcoderServer
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
     def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> Any:
-        doc = self.workspace.text_documents.get(params.text_document.uri)
-        if (doc is not None and len(doc.source) <= defaults.MAX_DOCUMENT_BYTES
-                and not _is_our_output(doc.path)):
+        doc = self.open_document(params.text_document.uri)
+        if doc is not None and not _is_our_output(doc.path):
             self._server.recent.remember(_source_doc(self._server, doc))
         yield from super().lsp_text_document__did_close(params)
 
@@ -62,6 +65,16 @@ class StarcoderServer(LanguageServer):
         self.tasks: set[asyncio.Task[Any]] = set()
         self.last_status: dict[str, str] = {}
         self.recent = RecentDocuments()
+        self.protocol.on_too_large = self.show_warning
+
+    protocol: StarcoderProtocol
+
+    # --- transport: our framing (`rpc`) instead of pygls' reader loop ------------------------------
+    def start_io(self, stdin: Any = None, stdout: Any = None) -> None:
+        rpc.serve_stdio(self, stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
+
+    def start_tcp(self, host: str, port: int) -> None:
+        rpc.serve_tcp(self, host, port)
 
     # --- plumbing ---------------------------------------------------------------------------------
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
@@ -175,12 +188,8 @@ def _is_our_output(path: str | None) -> bool:
 
 
 def _request(ls: StarcoderServer, uri: str, position: types.Position) -> CompletionRequest | None:
-    doc = ls.workspace.get_text_document(uri)
-    if _is_our_output(doc.path):
-        return None
-    source = doc.source
-    if len(source) > defaults.MAX_DOCUMENT_BYTES:
-        log.info("%s is larger than %d bytes: no completion", uri, defaults.MAX_DOCUMENT_BYTES)
+    doc = ls.protocol.open_document(uri)  # never a file the client did not open (no disk reads)
+    if doc is None or _is_our_output(doc.path):
         return None
     lines = doc.lines
     if not lines:
@@ -190,8 +199,7 @@ def _request(ls: StarcoderServer, uri: str, position: types.Position) -> Complet
     pos = doc.position_codec.position_from_client_units(
         lines, types.Position(line, max(position.character, 0)))
     others = [_source_doc(ls, d) for u, d in ls.workspace.text_documents.items()
-              if u != uri and len(d.source) <= defaults.MAX_DOCUMENT_BYTES
-              and not _is_our_output(d.path)]
+              if u != doc.uri and u not in ls.protocol.too_large and not _is_our_output(d.path)]
     open_uris = {d.uri for d in others}
     others += [d for d in ls.recent.docs() if d.uri not in open_uris and d.uri != uri]
     root = ls.workspace.root_path
@@ -327,13 +335,15 @@ def create_server(settings: Settings | None = None) -> StarcoderServer:
 
 # --- explain ----------------------------------------------------------------------------------------
 def _document_lines(ls: StarcoderServer, uri: str) -> tuple[Any, tuple[str, ...]]:
-    doc = ls.workspace.get_text_document(uri)
+    doc = ls.protocol.open_document(uri)
+    if doc is None:
+        raise JsonRpcInvalidParams(f"{uri} is not open (or too large)")
     return doc, tuple(doc.lines) or ("",)
 
 
 def explain_actions(ls: StarcoderServer, params: types.CodeActionParams) -> list[types.CodeAction]:
     uri = params.text_document.uri
-    if uri not in ls.workspace.text_documents:
+    if ls.protocol.open_document(uri) is None:
         return []
     doc, lines = _document_lines(ls, uri)
     rng = params.range
@@ -355,8 +365,6 @@ def explain_actions(ls: StarcoderServer, params: types.CodeActionParams) -> list
 
 
 def _explain_args(ls: StarcoderServer, args: tuple[Any, ...]) -> tuple[str, types.Range]:
-    from pygls.exceptions import JsonRpcInvalidParams
-
     if len(args) != 2 or not isinstance(args[0], str):
         raise JsonRpcInvalidParams(f"{EXPLAIN_COMMAND} takes [uri, range]")
     raw = args[1]
@@ -365,8 +373,8 @@ def _explain_args(ls: StarcoderServer, args: tuple[Any, ...]) -> tuple[str, type
             raw if isinstance(raw, dict) else ls.protocol._converter.unstructure(raw), types.Range)
     except Exception as exc:
         raise JsonRpcInvalidParams(f"{EXPLAIN_COMMAND}: invalid range {raw!r}: {exc}") from None
-    if args[0] not in ls.workspace.text_documents:
-        raise JsonRpcInvalidParams(f"{EXPLAIN_COMMAND}: {args[0]} is not open")
+    if ls.protocol.open_document(args[0]) is None:
+        raise JsonRpcInvalidParams(f"{EXPLAIN_COMMAND}: {args[0]} is not open (or too large)")
     return args[0], rng
 
 
@@ -380,8 +388,8 @@ def _wants_own_preview(ls: StarcoderServer) -> bool:
 async def run_explain(ls: StarcoderServer, args: tuple[Any, ...]) -> str:
     uri, rng = _explain_args(ls, args)
     doc, lines = _document_lines(ls, uri)
-    start = ls.workspace.get_text_document(uri).position_from_client_units(rng.start)
-    end = ls.workspace.get_text_document(uri).position_from_client_units(rng.end)
+    start = doc.position_from_client_units(rng.start)
+    end = doc.position_from_client_units(rng.end)
     end_line = end.line + (1 if end.character > 0 or end.line == start.line else 0)
     if not ls.assistant.ready:
         message = f"starcoder-lsp is not ready to explain: {ls.assistant.message}"
