@@ -14,6 +14,10 @@ from dataclasses import dataclass
 log = logging.getLogger(__name__)
 
 BLOCK_OPENERS = (":", "{", "(", "[", "=>", "->", " do", " then")
+# Lines that continue a block statement one level out (`else:`, `} catch (e) {`).
+CONTINUATIONS = ("else", "elif", "except", "finally", "case", "catch", "default")
+# Columns per indentation level when judging "one level out" (tabs count as 4 too).
+INDENT_STEP = 4
 
 
 @dataclass(frozen=True)
@@ -110,10 +114,34 @@ def _retypes_suffix(lines: list[str], widths: list[int], i: int, following: list
     if line == target:
         if len(target) >= DISTINCTIVE_LINE_CHARS:
             return True
-        rest = [ln.strip() for ln in lines[i + 1 :] if ln.strip()]
-        return not rest or (len(following) > 1 and rest[0] == following[1].strip())
+        return _next_matches(lines, i, following)
     # The model's variant of the next line (`x += "_" * n` for the existing `x += "_"`).
     return len(target) >= DISTINCTIVE_LINE_CHARS and line.startswith(target)
+
+
+def _next_matches(lines: list[str], i: int, following: list[str]) -> bool:
+    """The generated text ends at line `i`, or its next line is the following code's next one."""
+    rest = [ln.strip() for ln in lines[i + 1 :] if ln.strip()]
+    return not rest or (len(following) > 1 and rest[0] == following[1].strip())
+
+
+def _retypes_later_line(lines: list[str], widths: list[int], i: int,
+                        following: list[str]) -> bool:
+    """Whether generated line `i` (not the first) re-types a later line of the following code.
+
+    The model often skips the line right after the hole and goes on with the ones after it. A
+    later line is a weaker signal than the next one (`return False` appears everywhere), so it
+    takes a long line or two lines in a row.
+    """
+    line = lines[i].strip()
+    if i == 0 or widths[i] != _indent_width(following[0]) or line != following[0].strip():
+        return False
+    return len(line) >= 2 * DISTINCTIVE_LINE_CHARS or _next_matches(lines, i, following)
+
+
+# The model often skips a line of the following code and re-types the ones after it: a generated
+# line equal to one of this many following lines marks the end of the new text.
+OVERLAP_LOOKAHEAD_LINES = 4
 
 
 def _overlap_at(text: str, sit: Situation) -> int | None:
@@ -125,7 +153,12 @@ def _overlap_at(text: str, sit: Situation) -> int | None:
     widths = _widths(lines, sit)
     first = 0 if not sit.line_prefix.strip() else 1  # line 0 continues a line with code on it
     for i in range(first, len(lines)):
-        if lines[i].strip() and _retypes_suffix(lines, widths, i, following):
+        if not lines[i].strip():
+            continue
+        if _retypes_suffix(lines, widths, i, following) or any(
+            _retypes_later_line(lines, widths, i, following[j:])
+            for j in range(1, min(OVERLAP_LOOKAHEAD_LINES, len(following)))
+        ):
             return i
     return None
 
@@ -142,20 +175,29 @@ def indentation_scope(text: str, sit: Situation) -> str:
     if len(lines) <= 1:
         return text
     head = sit.line_prefix
-    continuation = ("else", "elif", "except", "finally", "}", ")", "]", "case", "catch")
     block = _widths(lines, sit)[0]
     if head.strip() and head.rstrip().endswith(BLOCK_OPENERS):
         block += 1  # a block was opened: its body is deeper than the opener line
     following = _following_lines(sit, 1)
     floor = block if following else min(block, 1)
+    outer = _indent_width(following[0]) if following else 0
     kept = [lines[0]]
     blank_run = 0
     for line in lines[1:]:
-        width = _indent_width(line)
-        dedent = bool(line.strip()) and width < floor
-        if dedent and not (width == floor - 1 and line.strip().startswith(continuation)):
-            break
-        blank_run = blank_run + 1 if not line.strip() else 0
+        width, stripped = _indent_width(line), line.strip()
+        if stripped and width < floor:
+            if stripped.lstrip("})] ").startswith(CONTINUATIONS) and (
+                width == floor - 1  # pairs with the opener the cursor line ends in
+                or (width >= floor - INDENT_STEP and (not following
+                                                      or outer >= width + INDENT_STEP))
+            ):
+                pass  # `else:` one level out, and the code after the cursor sits inside it
+            elif stripped.startswith(("}", ")", "]")) and width >= outer:
+                kept.append(line)  # closes what was opened before the cursor: the end
+                break
+            else:
+                break
+        blank_run = blank_run + 1 if not stripped else 0
         if blank_run >= 2:  # two blank lines: the model moved on to the next top-level thing
             break
         kept.append(line)
@@ -219,6 +261,33 @@ def body_already_there(text: str, sit: Situation) -> str:
         if parts and parts[0] == word and _indent_width(lines[i]) == _indent_width(following):
             return "\n".join(lines[:i])
     return text
+
+
+def dangling_opener(text: str, sit: Situation) -> str:
+    """Drop trailing lines that open a block (or bracket) whose body is not there.
+
+    After a cut, a suggestion can end in `for x in xs:` with the following code at the same
+    depth: accepting it breaks the file. Not for a lone line on an empty line, where the user
+    may well type the body next, nor for the line the cursor is on, which only gets finished.
+    """
+    lines = text.split("\n")
+    if len(lines) < 2 and not sit.before_code:
+        return text
+    following = _following_lines(sit, 1)
+    widths = _widths(lines, sit)
+    first = 0 if sit.before_code else 1
+    end = len(lines)
+    while end > first:
+        last = lines[end - 1]
+        if not last.strip():
+            end -= 1
+            continue
+        if not last.rstrip().endswith(BLOCK_OPENERS):
+            break
+        if following and _indent_width(following[0]) > widths[end - 1]:
+            break  # the code after the cursor is its body
+        end -= 1
+    return "\n".join(lines[:end]) if end < len(lines) else text
 
 
 OPENERS, CLOSERS = "([{", ")]}"
@@ -307,7 +376,7 @@ def balance_quotes(text: str, sit: Situation) -> str:
 
 
 RULES = (duplicated_indentation, single_line, indentation_scope, body_already_there, repetition,
-         suffix_overlap, balance_brackets, balance_quotes, trim_trailing)
+         suffix_overlap, dangling_opener, balance_brackets, balance_quotes, trim_trailing)
 
 
 def finish(raw: str, sit: Situation) -> str:
