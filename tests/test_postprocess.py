@@ -7,6 +7,7 @@ from lsp_server.postprocess.rules import (
     balance_brackets,
     balance_quotes,
     body_already_there,
+    dangling_opener,
     duplicated_indentation,
     finish,
     indentation_scope,
@@ -235,3 +236,56 @@ def test_should_stop_when_the_model_retypes_the_following_code() -> None:
                        Situation("", "    total = 0", "    total = 0\n    return total\n")) is False
     long_line = Situation("", "    total = compute(items)", "    total = compute(items)\n")
     assert should_stop("    items = load()\n    total = compute(items)\n", long_line)
+
+
+def test_suffix_overlap_finds_a_skipped_line() -> None:
+    # The model wrote the missing line, skipped `odds = ...` and re-typed the two after it.
+    following = "    odds = l[1::2]\n    evens.sort()\n    ans = []\n    return ans\n"
+    s = Situation("", "    odds = l[1::2]", following)
+    text = "    evens = l[::2]\n    evens.sort()\n    ans = []\n    return ans"
+    assert suffix_overlap(text, s) == "    evens = l[::2]"
+
+
+def test_suffix_overlap_later_lines_never_cut_the_first_line_or_a_common_line() -> None:
+    following = "    if y % 2 == 0:\n        return y\n    if x == y:\n        return -1\n"
+    s = Situation("", "    if y % 2 == 0:", following)
+    # `return -1` is also a later line of the suffix, but it is what the hole needs.
+    assert suffix_overlap("        return -1", s) == "        return -1"
+    # One short common line in the middle is not a re-typing either.
+    text = "    x = 1\n        return -1\n    y = 2"
+    assert suffix_overlap(text, s) == text
+
+
+def test_dangling_opener_dropped_when_its_body_is_missing() -> None:
+    s = Situation("", "    i = 0", "    i = 0\n    while i < n:\n")
+    assert dangling_opener("    maxx = 0\n    for i in lst:", s) == "    maxx = 0"
+    assert finish("    for i in lst:", s) == ""  # above code at the same depth: nothing useful
+    eof = Situation("    ", "", "")
+    assert dangling_opener("x = 1\n    if x:\n", eof) == "x = 1"
+
+
+def test_dangling_opener_kept_when_the_following_code_is_its_body_or_the_user_types_it() -> None:
+    body = Situation("", "        total += 1", "        total += 1\n")
+    assert dangling_opener("    for x in xs:", body) == "    for x in xs:"
+    # A lone opener on an empty line: the user types its body next.
+    assert dangling_opener("for x in xs:", Situation("    ", "", "\n    return 1\n")) == \
+        "for x in xs:"
+    # Finishing the cursor's own line with an opener is the point.
+    assert dangling_opener("a, b):", Situation("def f(", "", "\n")) == "a, b):"
+
+
+def test_indentation_scope_keeps_a_closing_bracket_then_ends() -> None:
+    s = Situation("", "    return x", "    return x\n")
+    text = "        'eight': 8,\n        'nine': 9\n    }\n    return sorted(x)"
+    assert indentation_scope(text, s) == "        'eight': 8,\n        'nine': 9\n    }"
+
+
+def test_indentation_scope_keeps_an_elif_when_the_following_code_is_inside_one() -> None:
+    s = Situation("", '            grade.append("D-")', '            grade.append("D-")\n')
+    text = '            grade.append("A")\n        elif gpa > 3.0:\n            grade.append("B")'
+    assert indentation_scope(text, s) == text
+    # With the following code outside the if/else, an `else:` one level out is the model
+    # writing its own version of the rest: cut.
+    out = Situation("", "    sorted_array = sorted(arr)", "    sorted_array = sorted(arr)\n")
+    assert indentation_scope("        return True\n    else:\n        x = 1", out) == \
+        "        return True"
