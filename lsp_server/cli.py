@@ -113,6 +113,7 @@ def _complete(args: argparse.Namespace) -> int:
     """Run the server's own pipeline in-process and print what it would suggest."""
     import json
 
+    from lsp_server.context.window import editor_lines
     from lsp_server.service import Assistant, CompletionRequest
 
     path, line, col = _parse_location(args.location)
@@ -128,7 +129,7 @@ def _complete(args: argparse.Namespace) -> int:
         if not assistant.ready:
             print(f"starcoder-lsp: {assistant.message}", file=sys.stderr)
             return 1
-        lines = text.splitlines(keepends=True) or [""]
+        lines = editor_lines(text.splitlines(keepends=True))
         req = CompletionRequest(lines, line, col, path.resolve().as_uri())
         s = await assistant.complete(req)
         if args.json:

@@ -85,9 +85,10 @@ async def test_cancel_request_gets_an_answer(preset: str, tiny_starcoder: Path) 
         params = types.InlineCompletionParams(
             text_document=types.TextDocumentIdentifier(URI), position=types.Position(5, 4),
             context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic))
-        # Send $/cancelRequest by hand but keep our future, so we see the server's answer.
-        fut = s.client.protocol.send_request_async(
-            types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="cancel-me")
+        # Send $/cancelRequest by hand but keep our future, so we see the server's answer. The
+        # coroutine only writes the request once scheduled: make it a task first.
+        fut = asyncio.ensure_future(s.client.protocol.send_request_async(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="cancel-me"))
         await asyncio.sleep(0.3)
         loop = asyncio.get_running_loop()
         t0 = loop.time()

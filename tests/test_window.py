@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lsp_server import defaults
-from lsp_server.context.window import LineTokenCache, build_window
+from lsp_server.context.window import LineTokenCache, build_window, editor_lines
 
 
 def count(text: str) -> int:
@@ -114,3 +114,12 @@ def test_budget_never_exceeded(raw: list[str], line: int, col: int, budget: int)
     # Per-line counts are exact for this counter, so the joined text is within budget.
     assert sum(count(x) for x in w.prefix.splitlines(keepends=True)) <= budget + 1
     assert w.prefix_tokens + w.suffix_tokens <= budget
+
+
+def test_the_line_after_a_final_newline_is_the_editors_last_line() -> None:
+    lines = editor_lines(["def f():\n", "    if x:\n"])
+    assert lines == ("def f():\n", "    if x:\n", "")
+    window = build_window(lines, 2, 0, 1000, lambda s: len(s))
+    assert window.prefix == "def f():\n    if x:\n" and window.suffix == ""
+    assert editor_lines(["a\n", "b"]) == ["a\n", "b"]  # no final newline: nothing to add
+    assert editor_lines([]) == ("",)

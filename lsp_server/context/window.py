@@ -139,6 +139,18 @@ def _suffix(
     return tail + "".join(lines[line + 1 : end]), end, used, cut
 
 
+def editor_lines(lines: Sequence[str]) -> Sequence[str]:
+    """The document's lines as the editor numbers them.
+
+    After a final newline the editor shows one more, empty line (where the cursor sits when
+    typing at the end of a file); a split with line endings kept has no entry for it, and
+    clamping the cursor to the line above would put that whole line after the cursor.
+    """
+    if not lines or lines[-1].endswith(("\n", "\r")):
+        return (*lines, "")
+    return lines
+
+
 def build_window(
     lines: Sequence[str],
     line: int,

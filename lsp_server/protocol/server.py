@@ -27,6 +27,7 @@ from pygls.protocol.language_server import lsp_method
 from lsp_server import __version__, defaults
 from lsp_server.context.blocks import enclosing_block
 from lsp_server.context.snippets import RecentDocuments, SourceDoc
+from lsp_server.context.window import editor_lines
 from lsp_server.engine.generate import Cancelled
 from lsp_server.protocol import rpc
 from lsp_server.protocol.documents import BoundedDocuments
@@ -191,9 +192,7 @@ def _request(ls: StarcoderServer, uri: str, position: types.Position) -> Complet
     doc = ls.protocol.open_document(uri)  # never a file the client did not open (no disk reads)
     if doc is None or _is_our_output(doc.path):
         return None
-    lines = doc.lines
-    if not lines:
-        lines = ("",)
+    lines = editor_lines(doc.lines)
     line = min(max(position.line, 0), len(lines) - 1)
     # The codec with the lines already split (doc.position_from_client_units splits them again).
     pos = doc.position_codec.position_from_client_units(
