@@ -25,7 +25,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from lsprotocol import types
@@ -50,20 +50,12 @@ from lsp_server.engine.worker import CancelFlag
 from lsp_server.models.catalog import load_catalog
 from lsp_server.prompt.fim import build_prompt, prompt_text
 from tests.conftest import lsp_session
+from tests.test_lsp_qwen import FIB
 
 KEY_ENV = "STARCODER_TEST_ENGINE_KEY"
 KEY = "sk-test-5ecret-never-logged"
 URI = "file:///tmp/starcoder-test/remote.py"
 TEXT = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    \n"
-FIB = (
-    "def fibonacci(n):\n"
-    '    """Return the n-th Fibonacci number, computed recursively."""\n'
-    "    if n < 2:\n"
-    "        return n\n"
-    "    \n"
-    "\n\n"
-    "print(fibonacci(10))\n"
-)
 
 
 def family(name: str) -> Any:
@@ -179,9 +171,12 @@ class FakeServer(http.server.ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
+S = TypeVar("S", bound=socketserver.BaseServer)
+
+
 @contextlib.contextmanager
-def fake_engine(handler: Handler) -> Iterator[FakeServer]:
-    srv = FakeServer(handler)
+def serving(srv: S) -> Iterator[S]:
+    """Run a socketserver in a thread for the duration of the block."""
     t = threading.Thread(target=srv.serve_forever, daemon=True)
     t.start()
     try:
@@ -189,6 +184,10 @@ def fake_engine(handler: Handler) -> Iterator[FakeServer]:
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def fake_engine(handler: Handler) -> contextlib.AbstractContextManager[FakeServer]:
+    return serving(FakeServer(handler))
 
 
 def no_sleep(seconds: float, cancel: threading.Event | None) -> None:
@@ -665,16 +664,8 @@ class _Relay(socketserver.BaseRequestHandler):
         up.close()
 
 
-@contextlib.contextmanager
-def proxy_to(engine: Engine) -> Iterator[Proxy]:
-    p = Proxy(engine.port)
-    t = threading.Thread(target=p.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield p
-    finally:
-        p.shutdown()
-        p.server_close()
+def proxy_to(engine: Engine) -> contextlib.AbstractContextManager[Proxy]:
+    return serving(Proxy(engine.port))
 
 
 async def _wait(cond: Callable[[], bool], timeout: float, what: str) -> None:
