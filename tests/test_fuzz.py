@@ -98,6 +98,34 @@ def test_fast_codec_matches_pygls(lines: list[str], line: int, character: int) -
     assert (got.line, got.character) == (want.line, want.character)
 
 
+async def test_notifications_leave_nothing_behind() -> None:
+    """In-process: pygls 2.1.1 kept a future per notification forever (~1.8 KB per keystroke)."""
+    import asyncio
+
+    from lsp_server.protocol.server import create_server
+    from lsp_server.settings import Settings
+
+    proto = create_server(Settings(enable=False)).protocol
+
+    def feed(method: str, params: dict[str, Any], msg_id: int | None = None) -> None:
+        msg: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": params}
+        if msg_id is not None:
+            msg["id"] = msg_id
+        proto.handle_body(json.dumps(msg).encode())
+
+    feed("initialize", {"capabilities": {}, "initializationOptions": {"enable": False}}, 1)
+    uri = "file:///leak/a.py"
+    feed("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python",
+                                                   "version": 1, "text": "x = 1\n"}})
+    for i in range(500):
+        feed("textDocument/didChange", {"textDocument": {"uri": uri, "version": i + 2},
+                                        "contentChanges": [{"text": f"x = {i}\n"}]})
+    feed("workspace/didChangeConfiguration", {"settings": {}})  # an async handler
+    feed("textDocument/didClose", {"textDocument": {"uri": uri}})
+    await asyncio.sleep(0.2)
+    assert len(proto._request_futures) <= 2, len(proto._request_futures)
+
+
 def test_document_limits_per_file_and_in_total(monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process: the per-document and total limits, their messages, and re-admission."""
     from pygls.workspace import Workspace

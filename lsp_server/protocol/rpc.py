@@ -18,6 +18,7 @@ import logging
 import re
 import threading
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,6 +209,24 @@ class RobustProtocol(LanguageServerProtocol):
             self.send_error(message.id, INVALID_REQUEST, "the server is shut down")
             return
         super().handle_message(message)
+
+
+    def _execute_handler(self, msg_id: str | int, handler: Callable[[Any], Any],
+                         callback: Callable[[Future[Any]], None],
+                         args: tuple[Any, ...] | None = None,
+                         kwargs: dict[str, Any] | None = None) -> Any:
+        """pygls 2.1.1 files each notification's future under a fresh uuid and never removes it:
+        ~1.8 KB kept per didChange, forever. Drop it once the handler is done."""
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        if callback != self._check_handler_result:  # a request: pygls removes it when answering
+            return
+        future = self._request_futures.get(msg_id)
+        if future is None:
+            return
+        if future.done():
+            self._request_futures.pop(msg_id, None)
+        else:
+            future.add_done_callback(lambda _: self._request_futures.pop(msg_id, None))
 
 
 def _cause(exc: BaseException) -> str:
