@@ -163,7 +163,14 @@ def test_duplicated_indentation_kept_when_deeper_is_meant() -> None:
 def test_balance_brackets_cuts_an_extra_closer() -> None:
     s = sit("    return fibonacci(n-1) + fibonacci(n")
     assert balance_brackets("-2))  # Example usage", s) == "-2)"
-    assert balance_brackets("x)\n}", sit("  foo(")) == "x)\n"
+    assert balance_brackets("x))\n}", sit("  foo(")) == "x)"
+
+
+def test_balance_brackets_leaves_a_closer_starting_a_later_line_to_the_scope() -> None:
+    s = Situation("", "    return sorted(x)", "    return sorted(x)\n")
+    text = "        'eight': 8,\n        'nine': 9\n    }"
+    assert balance_brackets(text, s) == text
+    assert finish(text + "\n    return sorted(x)", s) == text + "\n"
 
 
 def test_balance_brackets_leaves_balanced_text_and_strings_alone() -> None:
@@ -225,6 +232,12 @@ def test_balance_quotes_leaves_closed_and_user_strings_alone() -> None:
     assert balance_quotes("x = 1  # don't", sit("    ")) == "x = 1  # don't"
     assert balance_quotes('"""Return the sum.', sit("    ")) == '"""Return the sum.'
     assert balance_quotes('"a\n"b', sit("    ")) == '"a\n"b'
+
+
+def test_should_stop_waits_to_confirm_a_later_line() -> None:
+    # `return False` is the suffix's second line: while streaming, the line after it decides.
+    s = Situation("", "        if month == 2:", "        if month == 2:\n            return False\n")
+    assert not should_stop("        if day > 31:\n            return False\n", s)
 
 
 def test_should_stop_when_the_model_retypes_the_following_code() -> None:

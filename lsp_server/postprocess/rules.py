@@ -325,11 +325,16 @@ def balance_brackets(text: str, sit: Situation) -> str:
     """Cut at a closing bracket that closes more than is open before the cursor on this line.
 
     E.g. after `return fib(n-1) + fib(n` the model may write `-2))`: one `)` closes `fib(`, the
-    second would close nothing. Brackets opened inside the suggestion are tracked too.
+    second would close nothing. Brackets opened inside the suggestion are tracked too. A closer
+    that starts a later line (a dict's `}` under its entries) closes what the prefix opened
+    lines ago: `indentation_scope` has judged that line by its indentation.
     """
     depth = _open_brackets(sit.line_prefix)
     for i, step in _brackets(text):
         if step < 0 and depth == 0:
+            nl = text.rfind("\n", 0, i)
+            if nl >= 0 and not text[nl + 1 : i].strip():
+                continue  # a closer starting a later line: indentation_scope judged that line
             return text[:i].rstrip(" \t")
         depth += step
     return text
@@ -413,7 +418,13 @@ def should_stop(text: str, sit: Situation) -> bool:
     done = text[: text.rfind("\n")]  # complete lines only: the last one may still grow
     lines = done.split("\n")
     at = _overlap_at(done, sit)
-    if at is not None and (len(lines) - at >= 2 or len(lines[at].strip()) >= DISTINCTIVE_LINE_CHARS):
-        return True
+    if at is not None:
+        # A match on the last complete line is only sure when it is a distinctive copy of the
+        # very next line; a short or later line needs the line after it, not yet generated.
+        following = _following_lines(sit, 1)
+        sure = (len(lines[at].strip()) >= DISTINCTIVE_LINE_CHARS
+                and lines[at].strip() == following[0].strip())
+        if len(lines) - at >= 2 or sure:
+            return True
     return text.count("\n") >= 2 and \
         indentation_scope(text, sit).count("\n") < text.count("\n") - 1
