@@ -239,6 +239,10 @@ async def start_server(
     def on_message(params: types.ShowMessageParams) -> None:
         driver.messages.append(params.message)
 
+    @client.feature(types.WINDOW_LOG_MESSAGE)
+    def on_log(params: types.LogMessageParams) -> None:
+        pass  # the server's log file has these
+
     cmd = ["-m", "lsp_server", "serve", *(["--model", model] if model else []), *args]
     sink = None
     if log_path is not None:

@@ -91,6 +91,10 @@ async def _drive(model: str, workdir: Path, extra: list[str]) -> int:
     def show(params: types.ShowMessageParams) -> None:
         pass
 
+    @client.feature(types.WINDOW_LOG_MESSAGE)
+    def log_message(params: types.LogMessageParams) -> None:
+        pass  # the server's stderr already shows its log; an editor puts these in its log panel
+
     fix_code_action_union(client)
     t0 = time.perf_counter()
     await client.start_io(sys.executable, "-m", "lsp_server", "serve", "--model", model, *extra)
