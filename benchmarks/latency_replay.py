@@ -33,6 +33,7 @@ from typing import Any
 from lsprotocol import types
 
 from benchmarks.lspclient import RESULTS_DIR, LspDriver, resolve_model, start_server, timestamp, write_results
+from tests.rawrpc import status_mb
 
 KEY_INTERVAL_S = 0.150  # one character every 150 ms (~80 words per minute)
 TARGET_CHARS = 30_000  # ~8K Qwen tokens of Python
@@ -61,13 +62,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def rss_peak_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
+    return status_mb(pid, "VmHWM")
 
 
 @dataclass

@@ -589,12 +589,8 @@ class Assistant:
         if cached is not None:
             return Suggestion(cached, cached, None, 0, None, [], None, from_cache=True)
         pool = self.worker if self.remote is None else self.remote_pool
-        fut, cancel = pool.submit(self.complete_job(req), lane="complete")
         try:
-            result = await asyncio.wrap_future(fut)
-        except asyncio.CancelledError:
-            cancel.set()  # $/cancelRequest: the worker stops at its next token / closes its stream
-            raise
+            result = await pool.run(self.complete_job(req), lane="complete")
         except Cancelled:
             return None
         except RemoteError as exc:
@@ -673,12 +669,7 @@ class Assistant:
                                 max_tokens=defaults.EXPLAIN_SLICE_TOKENS, cancel=c,
                                 reuse_suffix=False)
 
-            fut, slice_cancel = self.worker.submit(step)
-            try:
-                gen = await asyncio.wrap_future(fut)
-            except asyncio.CancelledError:
-                slice_cancel.set()
-                raise
+            gen = await self.worker.run(step)
             generated += gen.tokens
             if first_s is None:
                 first_s = time.perf_counter() - t0
@@ -726,12 +717,8 @@ class Assistant:
                 if unhook is not None:
                     unhook()
 
-        fut, job_cancel = self.remote_pool.submit(job)
         try:
-            gen = await asyncio.wrap_future(fut)
-        except asyncio.CancelledError:
-            job_cancel.set()
-            raise
+            gen = await self.remote_pool.run(job)
         except RemoteError as exc:
             self._remote_failed(exc)
             raise ModelError(f"remote engine: {exc}") from None

@@ -36,6 +36,15 @@ class ProtocolViolation(AssertionError):
     """The server wrote something that is not a well-formed JSON-RPC message."""
 
 
+def status_mb(pid: int, field: str) -> float:
+    """A memory figure of a live process from /proc (VmRSS, VmHWM = peak RSS), in MB; nan if gone."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 class RawServer:
     """`python -m lsp_server serve` with raw pipes; answers are collected by a reader thread."""
 
@@ -170,18 +179,10 @@ class RawServer:
         return self.proc.poll() is None
 
     def peak_rss_mb(self) -> float:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        return float("nan")
+        return status_mb(self.proc.pid, "VmHWM")
 
     def rss_mb(self) -> float:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        return float("nan")
+        return status_mb(self.proc.pid, "VmRSS")
 
     # --- session ------------------------------------------------------------------------------------
     def initialize(self, init_options: dict[str, Any] | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import shutil
 from pathlib import Path
@@ -10,15 +11,16 @@ from pathlib import Path
 from lsprotocol import types
 
 from tests.conftest import lsp_session
+from tests.rawrpc import status_mb
 
 URI = "file:///tmp/starcoder-test/life.py"
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+    mb = status_mb(pid, "VmRSS")
+    if math.isnan(mb):
+        raise AssertionError("no VmRSS")
+    return mb
 
 
 async def test_corrupt_new_file_keeps_the_old_model(tmp_path: Path, tiny_starcoder: Path) -> None:

@@ -8,6 +8,7 @@ never queue up behind each other while the user types.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import logging
@@ -102,6 +103,17 @@ class Worker:
                         del self._latest[lane]
 
         return self._pool.submit(run), cancel
+
+    async def run(self, fn: Callable[[LoadedModel | None, threading.Event], T],
+                  lane: str | None = None) -> T:
+        """`submit` and await the result; a cancelled awaiter ($/cancelRequest, a superseded
+        task) sets the job's flag, so the job stops at its next token or closes its stream."""
+        fut, cancel = self.submit(fn, lane)
+        try:
+            return await asyncio.wrap_future(fut)
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
 
     def set_model(self, model: LoadedModel | None) -> None:
         """Swap the model (call on the worker thread); the old one is freed."""
