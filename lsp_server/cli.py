@@ -178,7 +178,7 @@ def _explain(args: argparse.Namespace) -> int:
 
     def stream(partial: str) -> None:
         nonlocal shown
-        if partial.startswith(partial[:shown]) and len(partial) > shown:
+        if len(partial) > shown:
             sys.stdout.write(partial[shown:])
             sys.stdout.flush()
             shown = len(partial)

@@ -26,7 +26,7 @@ from lsp_server.engine.cache import SuggestionCache
 from lsp_server.engine.generate import Cancelled, Generation, cost, generate, prepare
 from lsp_server.engine.model import LoadedModel, LoadOptions, ModelError, load_model
 from lsp_server.engine.remote import RemoteClient, RemoteError, RemoteModel, Vocab, load_vocab
-from lsp_server.engine.worker import CancelFlag, Worker
+from lsp_server.engine.worker import Worker
 from lsp_server.models import store
 from lsp_server.models.catalog import Catalog, CatalogError, ModelSpec, load_catalog
 from lsp_server.models.watch import FileWatcher
@@ -156,8 +156,8 @@ class Assistant:
     def catalog(self) -> Catalog:
         return load_catalog(models_file=self.settings.models_file)
 
-    def _load_key(self) -> tuple[object, ...]:
-        s = self.settings
+    def _load_key(self, settings: Settings | None = None) -> tuple[object, ...]:
+        s = settings or self.settings
         return (s.model, s.models_file, s.context_tokens, s.threads, s.n_gpu_layers,
                 s.memory_policy, s.backend, s.endpoint, s.api_key_env)
 
@@ -165,11 +165,7 @@ class Assistant:
         """Whether adopting `settings` means loading the model (again)."""
         if not settings.enable:
             return False
-        current, self.settings = self.settings, settings
-        try:
-            changed = self._load_key() != self._st.loaded_settings
-        finally:
-            self.settings = current
+        changed = self._load_key(settings) != self._st.loaded_settings
         return changed or self._st.state in ("error", "disabled")
 
     async def apply_settings(self, settings: Settings,
@@ -427,6 +423,8 @@ class Assistant:
     def _header(self, model: LoadedModel | RemoteModel, req: CompletionRequest,
                 snippets: list[Snippet]) -> Header[Any]:
         """The cross-file header, re-tokenized only when the snippets or the path change."""
+        if not snippets:
+            return Header()  # no header without snippets; keeps the cache for the full window
         key = (id(model), req.path, req.repo, tuple(s.key for s in snippets))
         if self._header_cache is not None and self._header_cache[0] == key:
             return self._header_cache[1]
@@ -708,14 +706,9 @@ class Assistant:
                 if on_text is not None:
                     loop.call_soon_threadsafe(on_text, strip_turns(text))
 
-            unhook = cancel.on_set(c.set) if isinstance(cancel, CancelFlag) else None
-            try:
-                return remote.generate_text(prompt, max_tokens=defaults.EXPLAIN_MAX_TOKENS,
-                                            stops=STOP_STRINGS, cancel=c, on_text=stream,
-                                            should_stop=should_stop_explain)
-            finally:
-                if unhook is not None:
-                    unhook()
+            return remote.generate_text(prompt, max_tokens=defaults.EXPLAIN_MAX_TOKENS,
+                                        stops=STOP_STRINGS, cancel=c, on_text=stream,
+                                        should_stop=should_stop_explain)
 
         try:
             gen = await self.remote_pool.run(job)

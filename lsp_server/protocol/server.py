@@ -183,9 +183,9 @@ def _explanations_dir() -> Path:
     return Path(platformdirs.user_cache_dir(defaults.APP_NAME)) / "explanations"
 
 
-def _is_our_output(path: str | None) -> bool:
+def _is_our_output(path: str | None, ours: Path | None = None) -> bool:
     """Explanation files the server wrote and showed: never context, never completed."""
-    return bool(path) and Path(str(path)).parent == _explanations_dir()
+    return bool(path) and Path(str(path)).parent == (ours or _explanations_dir())
 
 
 def _request(ls: StarcoderServer, uri: str, position: types.Position) -> CompletionRequest | None:
@@ -197,8 +197,10 @@ def _request(ls: StarcoderServer, uri: str, position: types.Position) -> Complet
     # The codec with the lines already split (doc.position_from_client_units splits them again).
     pos = doc.position_codec.position_from_client_units(
         lines, types.Position(line, max(position.character, 0)))
+    ours = _explanations_dir()
     others = [_source_doc(ls, d) for u, d in ls.workspace.text_documents.items()
-              if u != doc.uri and u not in ls.protocol.too_large and not _is_our_output(d.path)]
+              if d is not doc and u not in ls.protocol.too_large
+              and not _is_our_output(d.path, ours)]
     open_uris = {d.uri for d in others}
     others += [d for d in ls.recent.docs() if d.uri not in open_uris and d.uri != uri]
     root = ls.workspace.root_path
