@@ -169,7 +169,7 @@ class StarcoderServer(LanguageServer):
 def _display_path(ls: StarcoderServer, uri: str, path: str | None) -> str:
     """Workspace-relative path for the model (it saw repository paths in training)."""
     root = ls.workspace.root_path
-    if path and root and os.path.commonpath([root, path]) == root:
+    if path and root and os.path.isabs(path) and Path(path).is_relative_to(root):
         return os.path.relpath(path, root)
     return os.path.basename(path) if path else uri.rsplit("/", 1)[-1]
 
