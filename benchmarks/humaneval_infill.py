@@ -181,7 +181,7 @@ def replay(path: Path, data_dir: Path) -> int:
     it, then the tests run. An approximation of the server (whose prompt adds healing and whose
     decode stops early), seconds instead of an hour: for iterating on rules, never for the note.
     """
-    from lsp_server.postprocess.rules import Situation, finish
+    from lsp_server.postprocess import Situation, finish
 
     old = json.loads(path.read_text(encoding="utf-8"))
     for split in old["splits"]:
@@ -190,9 +190,7 @@ def replay(path: Path, data_dir: Path) -> int:
         passed = 0
         for r in stored:
             t = tasks[r["task_id"]]
-            before, line_suffix = t.prompt.split("\n"), t.suffix.split("\n", 1)[0]
-            above = next((ln for ln in reversed(before[-51:-1]) if ln.strip()), "")
-            text = finish(r["raw_text"], Situation(before[-1], line_suffix, t.suffix, above))
+            text = finish(r["raw_text"], Situation.between(t.prompt, t.suffix))
             ok, _ = run_tests(t, t.prompt + text + t.suffix)
             passed += ok
         n = len(stored)

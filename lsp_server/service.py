@@ -30,7 +30,7 @@ from lsp_server.engine.worker import Worker
 from lsp_server.models import store
 from lsp_server.models.catalog import Catalog, CatalogError, ModelSpec, load_catalog
 from lsp_server.models.watch import FileWatcher
-from lsp_server.postprocess.rules import Situation, finish, should_stop
+from lsp_server.postprocess import Situation, finish, should_stop
 from lsp_server.prompt.explain import (
     STOP_STRINGS,
     ExplainRequest,
