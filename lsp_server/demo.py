@@ -167,8 +167,9 @@ async def _explain(client: LanguageClient, uri: str, source: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from lsp_server.models import store
-    from lsp_server.models.catalog import CatalogError, load_catalog
+    from lsp_server.models.catalog import load_catalog
     from lsp_server.models.commands import pull_with_progress
+    from lsp_server.models.spec import CatalogError
 
     model = args.model or defaults.DEFAULT_MODEL
     try:

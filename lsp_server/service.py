@@ -28,7 +28,8 @@ from lsp_server.engine.model import LoadedModel, LoadOptions, ModelError, load_m
 from lsp_server.engine.remote import RemoteClient, RemoteError, RemoteModel, Vocab, load_vocab
 from lsp_server.engine.worker import Worker
 from lsp_server.models import store
-from lsp_server.models.catalog import Catalog, CatalogError, ModelSpec, load_catalog
+from lsp_server.models.catalog import Catalog, load_catalog
+from lsp_server.models.spec import CatalogError, ModelSpec
 from lsp_server.models.watch import FileWatcher
 from lsp_server.postprocess import Situation, finish, should_stop
 from lsp_server.prompt.explain import (

@@ -11,14 +11,13 @@ import pytest
 
 from lsp_server.models.catalog import (
     Catalog,
-    CatalogError,
     bundled_catalog_path,
     default_catalog_paths,
-    detect_family,
     load_catalog,
-    read_gguf_info,
-    vocab_token,
 )
+from lsp_server.models.family import detect_family, vocab_token
+from lsp_server.models.gguf import read_gguf_info
+from lsp_server.models.spec import CatalogError
 
 REQUIRED_PRESETS = {
     "starcoderbase-1b": "starcoder",

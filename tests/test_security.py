@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from lsp_server.models.catalog import CatalogError, bundled_catalog_path, load_catalog
+from lsp_server.models.catalog import bundled_catalog_path, load_catalog
+from lsp_server.models.spec import CatalogError
 from lsp_server.protocol import server as lsp_server_module
 from tests.no_network import AUDIT_FILE_ENV
 from tests.rawrpc import RawServer

@@ -21,14 +21,9 @@ import huggingface_hub.constants
 import pytest
 
 from lsp_server.models import store
-from lsp_server.models.catalog import (
-    Catalog,
-    ModelSpec,
-    Source,
-    bundled_catalog_path,
-    load_catalog,
-)
+from lsp_server.models.catalog import Catalog, bundled_catalog_path, load_catalog
 from lsp_server.models.commands import add_models_parser, run_models
+from lsp_server.models.spec import ModelSpec, Source
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 QWEN_SHA = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"

