@@ -321,9 +321,13 @@ class Workbench:
         return [t.replace("\n", " | ") for t in self.page.locator(".notification-toast").all_inner_texts()]
 
     def wait_notification(self, text: str, timeout: float = UI_TIMEOUT) -> str:
-        return wait_until(f"a notification with {text!r}",
-                          lambda: next((n for n in self.notifications() if text in n), None), timeout,
-                          self.diagnose)
+        """A notification toast with `text`, once it has slid in (so a screenshot shows it whole)."""
+        found = wait_until(f"a notification with {text!r}",
+                           lambda: next((n for n in self.notifications() if text in n), None), timeout,
+                           self.diagnose)
+        self.page.locator(".notification-toast.notification-fade-in-done", has_text=text.split("\n")[0]
+                          ).first.wait_for(timeout=UI_TIMEOUT * 1000)
+        return found
 
     def click_notification_button(self, notification_text: str, button: str) -> None:
         toast = self.page.locator(".notification-toast", has_text=notification_text)
