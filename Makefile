@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 WHEEL_CACHE ?= $(HOME)/.cache/starcoder-lsp/wheels
 LLAMA_CPP := llama-cpp-python==0.3.36
 
-.PHONY: install demo test lint typecheck pytest extension clean
+.PHONY: install demo test lint typecheck pytest extension vscode clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,12 +30,18 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+pytest: install vscode
 	$(BIN)/python -m pytest -q
 
-# The VS Code extension: npm ci, typecheck, lint, unit tests, .vsix, integration test vs the server.
+# The VS Code extension: npm ci, typecheck, lint, unit tests, .vsix (tests/vscode installs that
+# .vsix into a real VS Code, so `test` runs this before pytest).
 extension: install
 	bash vscode-extension/ci.sh
+
+# A real VS Code for tests/vscode: code-server + Chromium into ~/.cache (idempotent; seconds when
+# already there, a few minutes the first time on a machine).
+vscode:
+	bash tests/vscode/install.sh
 
 test: lint typecheck extension pytest
 
