@@ -25,6 +25,7 @@ from pygls.io_ import StdoutWriter
 from lsp_server.protocol import server as srv
 from lsp_server.settings import Settings
 from tests.conftest import Session, lsp_session
+from tests.test_lsp_qwen import FIB
 
 ROOT = "file:///home/dev/proj"
 FOLDERS = [types.WorkspaceFolder(ROOT, "proj"),
@@ -32,15 +33,6 @@ FOLDERS = [types.WorkspaceFolder(ROOT, "proj"),
            types.WorkspaceFolder("file:///c%3A/Users/dev/winproj", "winproj")]
 
 REAL = f"{ROOT}/src/fib.py"
-FIB = (
-    "def fibonacci(n):\n"
-    '    """Return the n-th Fibonacci number, computed recursively."""\n'
-    "    if n < 2:\n"
-    "        return n\n"
-    "    \n"
-    "\n\n"
-    "print(fibonacci(10))\n"
-)
 CELL = "vscode-notebook-cell:/home/dev/proj/nb/convert.ipynb#{}sZmlsZQ%3D%3D"
 CELLS = [  # (uri, language, text) in notebook order; opened out of order below
     (CELL.format("W0"), "python", "def celsius_to_fahrenheit(c):\n    return c * 9 / 5 + 32\n"),
