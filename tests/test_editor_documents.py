@@ -160,7 +160,7 @@ async def test_closing_any_of_them_changes_nothing_for_the_real_file() -> None:
 # --- over stdio, both presets --------------------------------------------------------------------
 async def _open_all(s: Session) -> None:
     for uri, (language, text, *_) in OTHERS.items():
-        s.open(uri, language, text)
+        s.open(uri, text, language)
 
 
 async def _code_actions(s: Session, uri: str) -> list[Any]:
