@@ -32,7 +32,7 @@ from lsp_server.engine.generate import Cancelled
 from lsp_server.protocol import rpc, uris
 from lsp_server.protocol.documents import BoundedDocuments
 from lsp_server.protocol.failures import Failures
-from lsp_server.protocol.lag import LoopLag
+from lsp_server.protocol.lag import LoopLag, settle_heap
 from lsp_server.protocol.logs import forward_logs
 from lsp_server.service import Assistant, CompletionRequest, Suggestion
 from lsp_server.settings import Settings, merge
@@ -73,6 +73,7 @@ class StarcoderServer(LanguageServer):
         self.last_status: dict[str, str] = {}
         self.recent = RecentDocuments()
         self.lag = LoopLag()
+        self.heap_settled = False
         self.failures = Failures()
         self.protocol.on_too_large = self.show_warning
 
@@ -190,6 +191,9 @@ class StarcoderServer(LanguageServer):
             if token is not None:
                 self.work_done_progress.end(token, types.WorkDoneProgressEnd(
                     message=self.assistant.state))
+        if not self.heap_settled:  # once, after the first load: before the user types
+            self.heap_settled = True
+            settle_heap()
 
 
 def _folders(ls: StarcoderServer) -> list[uris.Folder]:
