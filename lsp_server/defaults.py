@@ -54,6 +54,11 @@ IDLE_UNLOAD_MINUTES = 0
 # complete. pygls rebuilds a document's whole text on each edit (O(size) per keystroke), so this
 # bounds both memory (~2x this per open document) and the cost of an edit storm.
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+# Documents with more lines than this are refused the same way: every edit copies the line list
+# (pointer copies, ~0.1 us a line here), so this bounds a keystroke's bookkeeping to ~20 ms. Hand-
+# written files within MAX_DOCUMENT_BYTES have far fewer lines (~35 characters a line: 120,000);
+# more lines mean generated data (tables, lock files, a file of empty lines).
+MAX_DOCUMENT_LINES = 200_000
 # All open documents together (characters): a newly opened or growing document past this is refused
 # like an oversized one. Hand-written workspaces are far smaller; this bounds a runaway client.
 MAX_TOTAL_DOCUMENT_BYTES = 256 * 1024 * 1024
@@ -67,10 +72,29 @@ MAX_HEADER_BYTES = 8 * 1024
 READ_CHUNK_BYTES = 64 * 1024
 # A single line longer than its budget is cut on this character grid (stable across keystrokes).
 LONG_LINE_CHAR_STEP = 256
+# No text fits more characters per token than this, so the part of a long line beyond
+# budget x this is never tokenized (a 1 MB minified line took 1.2 s of tokenizing per request;
+# long runs of one character can pack tighter, and such a line's window is then a little short).
+MAX_CHARS_PER_TOKEN = 32
 # The per-line token-count memo is emptied past this many characters of keys: typing in a
 # 100,000-character line adds ~0.3 MB of new keys per keystroke (measured), which grew without
 # bound; ordinary files (~2M characters in 50,000 lines) never reach it.
 TOKEN_MEMO_MAX_CHARS = 16 * 1024 * 1024
+
+# Every synchronous piece of work on the event loop (a handler, a keystroke's bookkeeping) must end
+# within this many milliseconds: VS Code asks for code actions on every cursor move and the next
+# keystroke's completion waits behind them. A longer stall is logged (protocol/lag.py).
+HANDLER_BUDGET_MS = 50.0
+# The event-loop probe ticks this often while the editor is active: a stall of S ms shows as a drift
+# between S - 10 and S. 100 wakeups a second cost ~0.1 % of a core, so the probe stops after
+# LAG_ACTIVE_S without a message (an idle server never wakes up).
+LAG_PROBE_INTERVAL_S = 0.010
+LAG_ACTIVE_S = 5.0
+
+# A failure's cause in `starcoder/status` and stats is one line for a tooltip, not a traceback.
+FAILURE_CAUSE_CHARS = 300
+# Distinct causes whose traceback was logged in the current run of failures (each is logged once).
+FAILURE_CAUSES_LOGGED = 64
 
 # --- model catalogue and pulls --------------------------------------------------------------------
 # Environment variable that moves the model cache away from platformdirs' user cache (tests use it).
@@ -160,6 +184,18 @@ EXPLAIN_SLICE_TOKENS = 8
 WATCH_DEBOUNCE_S = 1.0
 # With memoryPolicy "shrink", a context below this is pointless: refuse instead.
 MIN_CONTEXT_TOKENS = 1024
+
+# Lines longer than this are never matched against a pattern (signatures, definitions): no
+# hand-written signature is this long, and generated or minified lines only cost time.
+MATCH_LINE_CHARS = 1000
+# The block around the cursor is looked for at most this many lines up (and down, for its end): a
+# longer function is cut here, and its explanation reads only its first EXPLAIN_SNIPPET_TOKENS.
+# Bounds a code action (asked on every cursor move) to a few ms on any file.
+BLOCK_SCAN_LINES = 2000
+# Same-file definitions a snippet uses are looked for in this many lines around it, with names taken
+# from its first EXPLAIN_IDENT_SCAN_CHARS characters (~16x what the explanation shows).
+EXPLAIN_DEFINITION_SCAN_LINES = 10_000
+EXPLAIN_IDENT_SCAN_CHARS = 64 * 1024
 
 # --- remote engine (backend = llama-server | openai) ----------------------------------------------
 # Seconds to open a connection: a live engine on a LAN answers in milliseconds, so anything longer

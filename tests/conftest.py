@@ -84,6 +84,10 @@ class Session:
             await asyncio.sleep(0.02)
         raise AssertionError(f"no {kind} message within {timeout}s; got {self.client.messages}")
 
+    async def stats(self) -> dict[str, Any]:
+        """The server's `starcoder/stats` counters."""
+        return _fields(await self.client.protocol.send_request_async("starcoder/stats", {}))
+
     def open(self, uri: str, text: str, language: str = "python", version: int = 1) -> None:
         self.client.text_document_did_open(types.DidOpenTextDocumentParams(
             types.TextDocumentItem(uri=uri, language_id=language, version=version, text=text)))
@@ -100,10 +104,16 @@ class Session:
         return list(result.items if isinstance(result, types.InlineCompletionList) else result)
 
 
-def _status_params(params: Any) -> dict[str, Any]:
+def _fields(params: Any) -> dict[str, Any]:
+    """A JSON object pygls handed over as a dict or as a namedtuple-like object."""
     if isinstance(params, dict):
         return params
-    return {k: getattr(params, k, None) for k in ("state", "model", "message")}
+    return {k: getattr(params, k) for k in params._fields}
+
+
+def _status_params(params: Any) -> dict[str, Any]:
+    fields = _fields(params)
+    return {"state": None, "model": None, "message": None, **fields}
 
 
 @contextlib.asynccontextmanager
@@ -116,8 +126,13 @@ async def lsp_session(
     configuration: dict[str, Any] | None = None,
     inline: bool = True,
     tmp_cache: Path | None = None,
+    root_uri: str | None = None,
+    workspace_folders: list[types.WorkspaceFolder] | None = None,
 ) -> AsyncIterator[Session]:
-    """Start `starcoder-lsp serve` over stdio, initialise it as `preset` would, yield a Session."""
+    """Start `starcoder-lsp serve` over stdio, initialise it as `preset` would, yield a Session.
+
+    The workspace is the current directory unless `root_uri` / `workspace_folders` say otherwise.
+    """
     server_env = {**os.environ, **(env or {})}  # pytest-lsp replaces the whole environment
     config = ClientServerConfig(
         server_command=[sys.executable, "-m", "lsp_server", "serve", "-v", *args],
@@ -136,7 +151,8 @@ async def lsp_session(
     session.result = await client.initialize_session(types.InitializeParams(
         capabilities=capabilities(preset, inline=inline),
         initialization_options=init_options or {},
-        root_uri=Path.cwd().as_uri(),
+        root_uri=root_uri or Path.cwd().as_uri(),
+        workspace_folders=workspace_folders,
     ))
     try:
         yield session

@@ -197,3 +197,57 @@ def run_fuzz(server: RawServer, *, examples: int, seed_value: int,
 
     one()
     return stats
+
+
+# --- hostile documents: nothing they contain may stall the server's event loop -----------------------
+_K = 100_000
+HOSTILE_DOCUMENTS: dict[str, str] = {
+    # The old C_SIGNATURE needed 1.2 s for 2 KB of this, ~30 s for 100 KB.
+    "spaces-around-a-call": " " * (_K // 2) + "a()" + " " * (_K // 2) + "\n",
+    "spaces-and-brackets": ("  ( [ { " * (_K // 8)) + "\n" + (" } ] ) " * (_K // 7)) + "{\n",
+    "signature-that-never-closes": "int " + " " * (_K // 2) + "a(" + " " * (_K // 2) + ") x\n",
+    "minified-bundle": ("function a(b,c){return b+c};var x=a(1,2);if(x){y=[1,2,3].map("
+                        "function(z){return z*2})}" * 12_000) + "\n",
+    "deep-nesting": "".join(" " * (i % 120) + "if (x) {\n" for i in range(3000))
+                    + "[" * 50_000 + "]" * 50_000 + "\n"
+                    + "".join(" " * (i % 120) + "}\n" for i in range(3000, 0, -1)),
+    "deep-python": "".join(" " * i + f"def f{i}():\n" for i in range(1200)),
+    "generated-table": "x = 1\n" * 190_000,  # just under MAX_DOCUMENT_LINES
+}
+
+
+async def hostile_round(session: Any, base_uri: str, normal_uri: str,
+                        documents: dict[str, str] | None = None) -> dict[str, float]:
+    """Open, edit, code-action, complete in and close every document (default: the hostile ones)
+    as Python, so each is also cross-file context for `normal_uri`; the worst event-loop lag (ms)
+    of each, as the server measured it (`starcoder/stats` `loopLagMs`: the worst since the
+    previous stats call)."""
+    from lsprotocol import types
+
+    def rng(a: int, b: int, c: int, d: int) -> types.Range:
+        return types.Range(types.Position(a, b), types.Position(c, d))
+
+    await session.stats()
+    lags: dict[str, float] = {}
+    for name, text in (documents or HOSTILE_DOCUMENTS).items():
+        uri = f"{base_uri}/{name}.py"
+        lines = text.split("\n")
+        mid = len(lines[0]) // 2
+        session.open(uri, text)
+        for version in range(2, 7):  # typing in the middle of the first (longest) line
+            session.client.text_document_did_change(types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[types.TextDocumentContentChangePartial(
+                    range=rng(0, mid + version, 0, mid + version), text="x")]))
+        half, last = len(lines) // 2, max(0, len(lines) - 2)
+        for where in (rng(0, 0, 0, 0), rng(0, mid, 0, mid), rng(half, 3, half, 3),
+                      rng(last, 0, last, 0), rng(0, 0, len(lines) - 1, 0)):
+            await session.client.text_document_code_action_async(types.CodeActionParams(
+                types.TextDocumentIdentifier(uri), where, types.CodeActionContext(diagnostics=[])))
+        await session.inline(uri, 0, mid)
+        await session.inline(uri, half, 1)
+        await session.inline(normal_uri, 1, 4)
+        session.client.text_document_did_close(types.DidCloseTextDocumentParams(
+            types.TextDocumentIdentifier(uri)))
+        lags[name] = float((await session.stats())["loopLagMs"])
+    return lags

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from lsprotocol import types
 
 from lsp_server.engine.cache import SuggestionCache
-from tests.conftest import lsp_session
+from tests.conftest import Session, lsp_session
 
 
 def test_typed_ahead_serves_the_rest_of_the_suggestion() -> None:
@@ -38,9 +39,8 @@ def test_quick_answers_serve_typed_ahead_but_not_the_lru() -> None:
     assert c.lookup("u", "xy", "") == "z"
 
 
-async def stats(s: object) -> dict:
-    res = await s.client.protocol.send_request_async("starcoder/stats", {})  # type: ignore[attr-defined]
-    return res if isinstance(res, dict) else {k: getattr(res, k) for k in res._fields}
+async def stats(s: Session) -> dict[str, Any]:
+    return await s.stats()
 
 
 async def test_typed_ahead_over_lsp_runs_no_model(tiny_starcoder: Path) -> None:

@@ -88,11 +88,15 @@ def test_frame_parser_is_independent_of_chunking(bodies: list[bytes], cuts: list
     assert got == bodies and parser.errors == 0
 
 
+@pytest.mark.parametrize("encoding", [types.PositionEncodingKind.Utf16,
+                                      types.PositionEncodingKind.Utf8,
+                                      types.PositionEncodingKind.Utf32])
 @given(st.lists(st.text(max_size=30).map(lambda t: t + "\n"), min_size=1, max_size=4),
        st.integers(0, 5), st.integers(0, 40))
 @settings(max_examples=300, deadline=None, database=None)
-def test_fast_codec_matches_pygls(lines: list[str], line: int, character: int) -> None:
-    fast, slow = FastPositionCodec(types.PositionEncodingKind.Utf16), PositionCodec()
+def test_fast_codec_matches_pygls(encoding: types.PositionEncodingKind, lines: list[str],
+                                  line: int, character: int) -> None:
+    fast, slow = FastPositionCodec(encoding), PositionCodec(encoding)
     got = fast.position_from_client_units(lines, types.Position(line, character))
     want = slow.position_from_client_units(lines, types.Position(line, character))
     assert (got.line, got.character) == (want.line, want.character)

@@ -63,6 +63,17 @@ FILENAMES: dict[str, str] = {"Dockerfile": "dockerfile", "Makefile": "makefile",
                              "CMakeLists.txt": "cmake", "Rakefile": "ruby"}
 
 
+# languageId -> the extension its files usually have (the first one listed above).
+_EXTENSION_OF: dict[str, str] = {}
+for _ext, _lang in EXTENSIONS.items():
+    _EXTENSION_OF.setdefault(_lang, _ext)
+
+
+def extension_for(language_id: str) -> str:
+    """`.py` for `python`; '' when the language has no usual extension here."""
+    return _EXTENSION_OF.get(language_id, "")
+
+
 def language_of(language_id: str, path: str) -> str:
     """The languageId, else one guessed from the file name."""
     if language_id and language_id != "plaintext":

@@ -79,12 +79,15 @@ def path_names(path: str) -> set[str]:
 def chunk_lines(text: str, size: int = defaults.SNIPPET_CHUNK_LINES,
                 extra: frozenset[str] = frozenset()) -> list[_Chunk]:
     """Overlapping line chunks (stride size/2) so a definition is whole in at least one;
-    `extra` names (the file's path) count as identifiers of every chunk."""
+    `extra` names (the file's path) count as identifiers of every chunk. A chunk with a line over
+    `defaults.MATCH_LINE_CHARS` (minified or generated) is no context worth its tokens, and is
+    never scanned: one `findall` over a 1 MB line held the GIL, and the event loop, ~40 ms."""
     lines = text.splitlines(keepends=True)
     step = max(1, size // 2)
     chunks = []
     for start in range(0, max(1, len(lines)), step):
-        part = "".join(lines[start : start + size])
+        piece = lines[start : start + size]
+        part = "" if any(len(ln) > defaults.MATCH_LINE_CHARS for ln in piece) else "".join(piece)
         if part.strip():
             if not part.endswith("\n"):
                 part += "\n"
@@ -183,9 +186,11 @@ class SnippetSelector:
                 and abs(cursor_line - prev.anchor_line) < defaults.SNIPPET_REFRESH_LINES):
             return prev.snippets
         lo = max(0, cursor_line - defaults.SNIPPET_QUERY_LINES_BEFORE)
-        around = "".join(lines[lo : cursor_line + 1 + defaults.SNIPPET_QUERY_LINES_AFTER])
+        near = [ln for ln in lines[lo : cursor_line + 64] if len(ln) <= defaults.MATCH_LINE_CHARS]
+        around = "".join(ln for ln in lines[lo : cursor_line + 1 + defaults.SNIPPET_QUERY_LINES_AFTER]
+                         if len(ln) <= defaults.MATCH_LINE_CHARS)
         query = identifiers(around)
-        window_lines = {ln.strip() for ln in lines[lo : cursor_line + 64] if ln.strip()}
+        window_lines = {ln.strip() for ln in near if ln.strip()}
         ranked: list[tuple[float, SourceDoc, _Chunk]] = []
         for doc in others:
             for ch in self._chunks_of(doc):

@@ -61,9 +61,12 @@ def _tail_that_fits(text: str, budget: int, count: TokenCounter) -> str:
     """The longest end of `text` within `budget` tokens, cut on a character grid for stability."""
     if budget <= 0 or not text:
         return ""
+    step = defaults.LONG_LINE_CHAR_STEP
+    most = budget * defaults.MAX_CHARS_PER_TOKEN  # more cannot fit: never tokenize it
+    if len(text) > most:
+        text = text[(len(text) - most) // step * step + step :]  # still on the same grid
     if count(text) <= budget:
         return text
-    step = defaults.LONG_LINE_CHAR_STEP
     lo, hi = 0, len(text) // step + 1  # number of grid steps dropped from the left
     while lo < hi:
         mid = (lo + hi) // 2
@@ -78,9 +81,10 @@ def _head_that_fits(text: str, budget: int, count: TokenCounter) -> str:
     """The longest start of `text` within `budget` tokens, cut on a character grid."""
     if budget <= 0 or not text:
         return ""
+    step = defaults.LONG_LINE_CHAR_STEP
+    text = text[: budget * defaults.MAX_CHARS_PER_TOKEN // step * step or step]
     if count(text) <= budget:
         return text
-    step = defaults.LONG_LINE_CHAR_STEP
     lo, hi = 0, len(text) // step  # number of grid steps kept
     while lo < hi:
         mid = (lo + hi + 1) // 2

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import sys
 import threading
 import uuid
@@ -20,17 +19,20 @@ from typing import Any
 
 import platformdirs
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol.language_server import lsp_method
 
 from lsp_server import __version__, defaults
 from lsp_server.context.blocks import enclosing_block
+from lsp_server.context.notebook import Cell, with_earlier_cells
 from lsp_server.context.snippets import RecentDocuments, SourceDoc
 from lsp_server.context.window import editor_lines
 from lsp_server.engine.generate import Cancelled
-from lsp_server.protocol import rpc
+from lsp_server.protocol import rpc, uris
 from lsp_server.protocol.documents import BoundedDocuments
+from lsp_server.protocol.failures import Failures
+from lsp_server.protocol.lag import LoopLag, settle_heap
 from lsp_server.protocol.logs import forward_logs
 from lsp_server.service import Assistant, CompletionRequest, Suggestion
 from lsp_server.settings import Settings, merge
@@ -48,11 +50,15 @@ class StarcoderProtocol(BoundedDocuments):
 
     _server: StarcoderServer
 
+    def handle_message(self, message: Any) -> None:
+        self._server.lag.poke(getattr(message, "method", None) or "response")
+        super().handle_message(message)
+
     @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
     def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> Any:
         doc = self.open_document(params.text_document.uri)
-        if doc is not None and not _is_our_output(doc.path):
-            self._server.recent.remember(_source_doc(self._server, doc))
+        if doc is not None and _is_context(doc):
+            self._server.recent.remember(_source_doc(doc, _folders(self._server)))
         yield from super().lsp_text_document__did_close(params)
 
 
@@ -66,6 +72,9 @@ class StarcoderServer(LanguageServer):
         self.tasks: set[asyncio.Task[Any]] = set()
         self.last_status: dict[str, str] = {}
         self.recent = RecentDocuments()
+        self.lag = LoopLag()
+        self.heap_settled = False
+        self.failures = Failures()
         self.protocol.on_too_large = self.show_warning
 
     protocol: StarcoderProtocol
@@ -93,14 +102,32 @@ class StarcoderServer(LanguageServer):
 
     def send_status(self, state: str, model: str, message: str) -> None:
         self.last_status = {"state": state, "model": model, "message": message}
-        try:
-            self.protocol.notify(STATUS_METHOD, self.last_status)
-            if state == "error":
+        self._notify_status()
+        if state == "error":
+            try:
                 self.window_show_message(
                     types.ShowMessageParams(types.MessageType.Error, f"starcoder-lsp: {message}")
                 )
+            except Exception:  # no client connected yet (e.g. in-process use)
+                log.debug("message not sent", exc_info=True)
+
+    def _notify_status(self) -> None:
+        """The last status with the current failure count (`errors`, `lastError`)."""
+        try:
+            self.protocol.notify(STATUS_METHOD, {**self.last_status,
+                                                 **self.failures.status_fields()})
         except Exception:  # no client connected yet (e.g. in-process use)
             log.debug("status not sent", exc_info=True)
+
+    def request_failed(self, what: str, exc: BaseException) -> None:
+        """An internal failure: counted, logged once per cause, and shown in the status."""
+        self.failures.failed(what, exc)
+        if self.last_status:
+            self._notify_status()
+
+    def request_succeeded(self, what: str) -> None:
+        if self.failures.succeeded(what) and self.last_status:
+            self._notify_status()
 
     def show_warning(self, text: str) -> None:
         self.window_show_message(
@@ -164,19 +191,27 @@ class StarcoderServer(LanguageServer):
             if token is not None:
                 self.work_done_progress.end(token, types.WorkDoneProgressEnd(
                     message=self.assistant.state))
+        if not self.heap_settled:  # once, after the first load: before the user types
+            self.heap_settled = True
+            settle_heap()
 
 
-def _display_path(ls: StarcoderServer, uri: str, path: str | None) -> str:
+def _folders(ls: StarcoderServer) -> list[uris.Folder]:
+    """The workspace folders, and the root when the client sent one outside them."""
+    ws = ls.workspace
+    folders = [uris.Folder(f.uri, f.name) for f in ws.folders.values()]
+    if ws.root_uri and all(f.uri != ws.root_uri for f in folders):
+        folders.append(uris.Folder(ws.root_uri))
+    return folders
+
+
+def _display_path(doc: Any, folders: list[uris.Folder]) -> str:
     """Workspace-relative path for the model (it saw repository paths in training)."""
-    root = ls.workspace.root_path
-    if path and root and os.path.isabs(path) and Path(path).is_relative_to(root):
-        return os.path.relpath(path, root)
-    return os.path.basename(path) if path else uri.rsplit("/", 1)[-1]
+    return uris.display_path(doc.uri, folders, doc.language_id or "") or "untitled"
 
 
-def _source_doc(ls: StarcoderServer, doc: Any) -> SourceDoc:
-    return SourceDoc(doc.uri, _display_path(ls, doc.uri, doc.path), doc.source,
-                     doc.language_id or "")
+def _source_doc(doc: Any, folders: list[uris.Folder]) -> SourceDoc:
+    return SourceDoc(doc.uri, _display_path(doc, folders), doc.source, doc.language_id or "")
 
 
 def _explanations_dir() -> Path:
@@ -188,38 +223,76 @@ def _is_our_output(path: str | None, ours: Path | None = None) -> bool:
     return bool(path) and Path(str(path)).parent == (ours or _explanations_dir())
 
 
+def _completes(doc: Any) -> bool:
+    """Whether the document gets suggestions and code actions (uris.SCHEMES decides)."""
+    return uris.policy(doc.uri).completes and not _is_our_output(doc.path)
+
+
+def _is_context(doc: Any, ours: Path | None = None) -> bool:
+    """Whether the document's text may inform completions in other documents."""
+    return uris.policy(doc.uri).context and not _is_our_output(doc.path, ours)
+
+
+def _cell_lines(ls: StarcoderServer, doc: Any, handle: int, lines: Any) -> tuple[list[str], int]:
+    """A notebook cell's lines after those of the notebook's earlier open cells."""
+    here = uris.location(doc.uri)
+    cells = []
+    for key, other in ls.workspace.text_documents.items():
+        cell = uris.notebook_cell(other.uri)
+        if (other is doc or cell is None or key in ls.protocol.too_large
+                or uris.location(other.uri) != here):
+            continue
+        cells.append(Cell(cell[1], other.language_id or "", other.lines))
+    return with_earlier_cells(cells, Cell(handle, doc.language_id or "", lines))
+
+
 def _request(ls: StarcoderServer, uri: str, position: types.Position) -> CompletionRequest | None:
     doc = ls.protocol.open_document(uri)  # never a file the client did not open (no disk reads)
-    if doc is None or _is_our_output(doc.path):
+    if doc is None or not _completes(doc):
         return None
     lines = editor_lines(doc.lines)
     line = min(max(position.line, 0), len(lines) - 1)
     # The codec with the lines already split (doc.position_from_client_units splits them again).
     pos = doc.position_codec.position_from_client_units(
         lines, types.Position(line, max(position.character, 0)))
+    folders = _folders(ls)
     ours = _explanations_dir()
-    others = [_source_doc(ls, d) for u, d in ls.workspace.text_documents.items()
-              if d is not doc and u not in ls.protocol.too_large
-              and not _is_our_output(d.path, ours)]
+    cell = uris.notebook_cell(doc.uri)
+    notebook = uris.location(doc.uri) if cell is not None else None
+
+    def wanted(other: SourceDoc | Any) -> bool:  # a notebook's own cells are in the prefix
+        return notebook is None or uris.notebook_cell(other.uri) is None \
+            or uris.location(other.uri) != notebook
+
+    others = [_source_doc(d, folders) for u, d in ls.workspace.text_documents.items()
+              if d is not doc and u not in ls.protocol.too_large and _is_context(d, ours)
+              and wanted(d)]
     open_uris = {d.uri for d in others}
-    others += [d for d in ls.recent.docs() if d.uri not in open_uris and d.uri != uri]
-    root = ls.workspace.root_path
-    repo = os.path.basename(root.rstrip(os.sep)) if root else defaults.DEFAULT_REPO_NAME
-    return CompletionRequest(lines, pos.line, pos.character, uri, doc.language_id or "",
-                             _display_path(ls, uri, doc.path), others, repo or "project")
+    others += [d for d in ls.recent.docs()
+               if d.uri not in open_uris and d.uri != uri and wanted(d)]
+    offset = 0
+    if cell is not None:
+        lines, offset = _cell_lines(ls, doc, cell[1], lines)
+    folder = uris.containing_folder(doc.uri, folders) or (folders[0] if folders else None)
+    repo = (folder.display_name if folder else "") or defaults.DEFAULT_REPO_NAME
+    return CompletionRequest(lines, offset + pos.line, pos.character, uri, doc.language_id or "",
+                             _display_path(doc, folders), others, repo)
 
 
-async def _suggest(ls: StarcoderServer, uri: str, position: types.Position) -> Suggestion | None:
-    req = _request(ls, uri, position)
-    if req is None:
-        return None
+async def _suggest(ls: StarcoderServer, method: str, uri: str, position: types.Position
+                   ) -> Suggestion | None:
+    """The suggestion at `position`; None when there is none, and on any internal failure
+    (counted and shown in the status: never a silent exception, never an error answer)."""
     try:
-        return await ls.assistant.complete(req)
+        req = _request(ls, uri, position)
+        suggestion = None if req is None else await ls.assistant.complete(req)
     except asyncio.CancelledError:
         raise
-    except Exception:
-        log.exception("completion failed")
+    except Exception as exc:
+        ls.request_failed(method, exc)
         return None
+    ls.request_succeeded(method)
+    return suggestion
 
 
 def create_server(settings: Settings | None = None) -> StarcoderServer:
@@ -271,7 +344,8 @@ def create_server(settings: Settings | None = None) -> StarcoderServer:
     async def inline_completion(
         ls: StarcoderServer, params: types.InlineCompletionParams
     ) -> types.InlineCompletionList:
-        suggestion = await _suggest(ls, params.text_document.uri, params.position)
+        suggestion = await _suggest(ls, types.TEXT_DOCUMENT_INLINE_COMPLETION,
+                                    params.text_document.uri, params.position)
         if suggestion is None or not suggestion.text:
             return types.InlineCompletionList(items=[])
         pos = params.position
@@ -288,7 +362,8 @@ def create_server(settings: Settings | None = None) -> StarcoderServer:
         ls: StarcoderServer, params: types.CompletionParams
     ) -> types.CompletionList:
         """Fallback for clients without inline completion: one item carrying the suggestion."""
-        suggestion = await _suggest(ls, params.text_document.uri, params.position)
+        suggestion = await _suggest(ls, types.TEXT_DOCUMENT_COMPLETION, params.text_document.uri,
+                                    params.position)
         if suggestion is None or not suggestion.text:
             return types.CompletionList(is_incomplete=True, items=[])
         pos = params.position
@@ -313,21 +388,38 @@ def create_server(settings: Settings | None = None) -> StarcoderServer:
     @server.feature(types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(resolve_provider=False))
     def code_action(ls: StarcoderServer, params: types.CodeActionParams) -> list[types.CodeAction]:
         """"Explain this snippet" on a selection; on an empty one, for the enclosing block."""
-        return explain_actions(ls, params)
+        try:
+            actions = explain_actions(ls, params)
+        except JsonRpcException:
+            raise
+        except Exception as exc:  # a bug: no actions this time, and the status says so
+            ls.request_failed(types.TEXT_DOCUMENT_CODE_ACTION, exc)
+            return []
+        ls.request_succeeded(types.TEXT_DOCUMENT_CODE_ACTION)
+        return actions
 
     @server.command(EXPLAIN_COMMAND)
     async def explain_command(ls: StarcoderServer, *args: Any) -> str:
         """Arguments [uri, range]: returns the explanation as markdown and shows it."""
-        return await run_explain(ls, args)
+        try:
+            markdown = await run_explain(ls, args)
+        except (asyncio.CancelledError, JsonRpcException):
+            raise
+        except Exception as exc:  # answered as an error, and counted
+            ls.request_failed(EXPLAIN_COMMAND, exc)
+            raise
+        ls.request_succeeded(EXPLAIN_COMMAND)
+        return markdown
 
     @server.feature(STATS_METHOD)
     def stats(ls: StarcoderServer, params: Any) -> dict[str, Any]:
         """Counters (tokens evaluated, cache hits): for benchmarks and bug reports."""
-        return ls.assistant.stats()
+        return {**ls.assistant.stats(), **ls.failures.stats(), **ls.lag.snapshot()}
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: StarcoderServer, params: Any) -> None:
         ls.assistant.shutdown()
+        ls.lag.stop()
         for task in list(ls.tasks):
             task.cancel()
 
@@ -342,13 +434,29 @@ def _document_lines(ls: StarcoderServer, uri: str) -> tuple[Any, tuple[str, ...]
     return doc, tuple(doc.lines) or ("",)
 
 
+def _has_text(doc: Any, lines: tuple[str, ...], rng: types.Range) -> bool:
+    """Whether the range holds anything but whitespace (C-speed on any document: no per-line
+    Python loop, no re-split as `text_in_client_range` does)."""
+    codec = doc.position_codec
+    start, end = (codec.position_from_client_units(lines, p) for p in (rng.start, rng.end))
+    if (start.line, start.character) >= (end.line, end.character):
+        return False
+    if start.line == end.line:
+        text = lines[start.line][start.character : end.character]
+    else:
+        text = "".join((lines[start.line][start.character :], *lines[start.line + 1 : end.line],
+                        lines[end.line][: end.character]))
+    return bool(text) and not text.isspace()
+
+
 def explain_actions(ls: StarcoderServer, params: types.CodeActionParams) -> list[types.CodeAction]:
     uri = params.text_document.uri
-    if ls.protocol.open_document(uri) is None:
+    doc = ls.protocol.open_document(uri)
+    if doc is None or not _completes(doc):  # read-only views get no actions (and no errors)
         return []
     doc, lines = _document_lines(ls, uri)
     rng = params.range
-    if rng.start != rng.end and doc.text_in_client_range(rng).strip():
+    if rng.start != rng.end and _has_text(doc, lines, rng):
         title, target = "Explain this snippet", rng
     else:
         line = min(max(rng.start.line, 0), len(lines) - 1)
@@ -397,8 +505,8 @@ async def run_explain(ls: StarcoderServer, args: tuple[Any, ...]) -> str:
         ls.window_show_message(types.ShowMessageParams(types.MessageType.Warning, message))
         return message
     cancel = threading.Event()
-    token = await ls.begin_progress("explain", "Explaining", _display_path(ls, uri, doc.path),
-                                    on_cancel=cancel.set)
+    path = _display_path(doc, _folders(ls))
+    token = await ls.begin_progress("explain", "Explaining", path, on_cancel=cancel.set)
 
     def on_text(text: str) -> None:
         if token is not None:
@@ -406,7 +514,7 @@ async def run_explain(ls: StarcoderServer, args: tuple[Any, ...]) -> str:
 
     try:
         result = await ls.assistant.explain(
-            lines, start.line, end_line, path=_display_path(ls, uri, doc.path),
+            lines, start.line, end_line, path=path,
             language=doc.language_id or "", on_text=on_text, cancel=cancel)
     except Cancelled:
         return ""

@@ -7,13 +7,23 @@
 export const SERVER_STATES = ['loading', 'ready', 'busy', 'error', 'disabled', 'unloaded'] as const;
 export type ServerState = (typeof SERVER_STATES)[number];
 
-/** Server states plus the client-side ones (before the server can speak, or after it stopped). */
-export type Phase = ServerState | 'starting' | 'stopped' | 'missing';
+/**
+ * Server states plus the client-side ones (before the server can speak, or after it stopped), plus
+ * `errors`: the server is `ready` but its last requests failed for an internal reason.
+ */
+export type Phase = ServerState | 'starting' | 'stopped' | 'missing' | 'errors';
 
+/**
+ * `starcoder/status` params. `errors` (requests that failed since that kind of request last worked)
+ * and `lastError` (the cause) come with every status; 0 / '' when all is well (older servers omit
+ * them). The state stays `ready` while requests fail: `error` is for what the user must fix.
+ */
 export interface StatusParams {
   state: string;
   model?: string;
   message?: string;
+  errors?: number;
+  lastError?: string;
 }
 
 export interface StatusState {
@@ -25,6 +35,9 @@ export interface StatusState {
   progressMessage?: string;
   /** Completion requests the editor is waiting on (the extension counts them in its middleware). */
   inflight: number;
+  /** Requests that failed for an internal reason since they last worked, and the latest cause. */
+  errors: number;
+  lastError: string;
 }
 
 export type StatusEvent =
@@ -37,7 +50,7 @@ export type StatusEvent =
   | { type: 'progress'; kind: 'begin' | 'report' | 'end'; percentage?: number; message?: string }
   | { type: 'request'; delta: 1 | -1 };
 
-export const INITIAL: StatusState = { phase: 'starting', model: '', message: '', inflight: 0 };
+export const INITIAL: StatusState = { phase: 'starting', model: '', message: '', inflight: 0, errors: 0, lastError: '' };
 
 export function isServerState(s: unknown): s is ServerState {
   return typeof s === 'string' && (SERVER_STATES as readonly string[]).includes(s);
@@ -58,11 +71,13 @@ export function reduce(s: StatusState, e: StatusEvent): StatusState {
       return { ...s, phase: 'missing', message: e.message, inflight: 0, percent: undefined, progressMessage: undefined };
     case 'server': {
       if (s.phase === 'stopped' || s.phase === 'missing') return s; // late message from a dead server
-      const { state, model, message } = e.params;
+      const { state, model, message, errors, lastError } = e.params;
       const next: StatusState = {
         ...s,
         model: typeof model === 'string' && model ? model : s.model,
         message: typeof message === 'string' ? message : '',
+        errors: typeof errors === 'number' && Number.isFinite(errors) && errors > 0 ? Math.floor(errors) : 0,
+        lastError: typeof lastError === 'string' ? lastError : '',
       };
       if (!isServerState(state)) return next; // unknown state from a newer server: keep the phase
       next.phase = state;
@@ -84,9 +99,11 @@ export function reduce(s: StatusState, e: StatusEvent): StatusState {
   }
 }
 
-/** The state a user sees: `ready` with a request in flight shows as busy. */
+/** The state a user sees: `ready` with a request in flight shows as busy; `ready` after failed requests as errors. */
 export function effectivePhase(s: StatusState): Phase {
-  return s.phase === 'ready' && s.inflight > 0 ? 'busy' : s.phase;
+  if (s.phase !== 'ready') return s.phase;
+  if (s.inflight > 0) return 'busy';
+  return s.errors > 0 ? 'errors' : 'ready';
 }
 
 export interface StatusView {
@@ -130,6 +147,15 @@ export function view(s: StatusState, ctx: ViewContext = {}): StatusView {
         };
       }
       return { text: `$(sparkle) ${LABEL}`, tooltip: `starcoder-lsp: ready${model}${detail}${click}` };
+    case 'errors': {
+      const what = s.errors === 1 ? '1 request' : `${s.errors} requests`;
+      const cause = s.lastError ? `: ${s.lastError}` : '';
+      return {
+        text: `$(warning) ${LABEL} errors`,
+        tooltip: `starcoder-lsp: errors${model}\n${what} failed since they last worked${cause}\nSuggestions may be missing until a request works again; the log has the details.${click}`,
+        background: 'warning',
+      };
+    }
     case 'unloaded':
       return {
         text: `$(debug-pause) ${LABEL}`,
@@ -155,6 +181,7 @@ export type Fix =
   | { kind: 'restart' };
 
 export function fixes(s: StatusState): Fix[] {
+  if (effectivePhase(s) === 'errors') return [{ kind: 'show-log' }, { kind: 'restart' }];
   switch (s.phase) {
     case 'missing':
       return [{ kind: 'choose-server' }];

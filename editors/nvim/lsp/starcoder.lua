@@ -15,8 +15,9 @@
 --   vim.g.starcoder_accept_key   = '<Tab>'      -- accepts the ghost text; false: map nothing
 --   vim.g.starcoder_complete_key = '<C-Space>'  -- the 0.11 fallback's trigger; false: map nothing
 --   vim.g.starcoder_inline       = true         -- false: use the completion fallback even on 0.12
--- The server's state ({ state = 'loading'|'ready'|'busy'|'error'|'disabled', model, message }) is
--- kept in `vim.g.starcoder_status`, and `User StarcoderStatus` fires on each change (statusline).
+-- The server's state ({ state = 'loading'|'ready'|'busy'|'error'|'disabled'|'unloaded', model,
+-- message, errors, lastError }) is kept in `vim.g.starcoder_status`, and `User StarcoderStatus`
+-- fires on each change (statusline). `errors` > 0: requests failed since they last worked.
 -- Settings: the table "Settings" in the project README (camelCase keys), in init_options/settings.
 
 --- `starcoder/status` notification: remember it for the statusline and tell autocmds.
@@ -24,7 +25,10 @@ local function on_status(_, result)
   if type(result) ~= 'table' then
     return
   end
-  vim.g.starcoder_status = { state = result.state, model = result.model, message = result.message }
+  vim.g.starcoder_status = {
+    state = result.state, model = result.model, message = result.message,
+    errors = tonumber(result.errors) or 0, lastError = result.lastError or '',
+  }
   pcall(vim.api.nvim_exec_autocmds, 'User', { pattern = 'StarcoderStatus', modeline = false })
   pcall(vim.cmd.redrawstatus)
 end

@@ -112,6 +112,38 @@ describe('status state machine', () => {
     assert.equal(view(f).background, 'error');
   });
 
+  it('shows errors instead of the sparkle while requests fail, with the cause, until one works', () => {
+    const failing = (errors: number, lastError: string): StatusEvent => ({
+      type: 'server',
+      params: { state: 'ready', model: 'm', message: 'm (qwen)', errors, lastError },
+    });
+    let s = run(server('ready', 'm'), failing(1, 'textDocument/inlineCompletion: ValueError: boom'));
+    assert.equal(s.phase, 'ready', 'the server state stays ready');
+    assert.equal(effectivePhase(s), 'errors');
+    const v = view(s);
+    assert.equal(v.text, '$(warning) StarCoder errors');
+    assert.equal(v.background, 'warning');
+    assert.match(v.tooltip, /1 request failed since they last worked: textDocument\/inlineCompletion: ValueError: boom/);
+    assert.deepEqual(fixes(s), [{ kind: 'show-log' }, { kind: 'restart' }]);
+    s = reduce(s, failing(3, 'textDocument/inlineCompletion: KeyError'));
+    assert.match(view(s).tooltip, /3 requests failed .*KeyError/);
+    assert.equal(effectivePhase(reduce(s, { type: 'request', delta: 1 })), 'busy', 'a request in flight still spins');
+    s = reduce(s, failing(0, ''));
+    assert.equal(effectivePhase(s), 'ready');
+    assert.equal(view(s).text, '$(sparkle) StarCoder');
+    assert.deepEqual(fixes(s), []);
+  });
+
+  it('treats missing or nonsense error fields as none (older servers send none)', () => {
+    assert.equal(effectivePhase(run(server('ready'))), 'ready');
+    const odd: StatusEvent = { type: 'server', params: { state: 'ready', errors: -2, lastError: 'x' } };
+    assert.equal(effectivePhase(run(odd)), 'ready');
+    const nan: StatusEvent = { type: 'server', params: { state: 'ready', errors: Number.NaN } };
+    assert.equal(effectivePhase(run(nan)), 'ready');
+    const err: StatusEvent = { type: 'server', params: { state: 'error', errors: 2, lastError: 'x' } };
+    assert.equal(effectivePhase(run(err)), 'error', 'a state the user must fix wins');
+  });
+
   it('remembers the model across messages that omit it', () => {
     const s = run(server('ready', 'starcoder2-3b'), { type: 'server', params: { state: 'busy' } });
     assert.equal(s.model, 'starcoder2-3b');
