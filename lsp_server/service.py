@@ -20,6 +20,7 @@ from typing import Any
 from lsp_server import defaults
 from lsp_server.context.blocks import used_definitions
 from lsp_server.context.languages import comment, language_of
+from lsp_server.context.lines import DocumentLines
 from lsp_server.context.snippets import Snippet, SnippetSelector, SourceDoc
 from lsp_server.context.window import LineTokenCache, Window, build_window
 from lsp_server.engine.cache import SuggestionCache
@@ -87,6 +88,8 @@ class CompletionRequest:
 
     def split(self) -> tuple[str, str]:
         """The whole text before and after the cursor (keys for the suggestion cache)."""
+        if isinstance(self.lines, DocumentLines):  # two slices of the text, no line strings
+            return self.lines.split_at(self.line, self.column)
         line = self.lines[self.line] if self.line < len(self.lines) else ""
         col = min(self.column, len(line))
         before = "".join(self.lines[: self.line]) + line[:col]
@@ -586,6 +589,8 @@ class Assistant:
         cached = None if self.naive else self.cache.lookup(req.uri, prefix, suffix)
         if cached is not None:
             return Suggestion(cached, cached, None, 0, None, [], None, from_cache=True)
+        state = self.cache.key(req.uri, prefix, suffix)
+        del prefix, suffix  # not held while waiting: many requests may wait at once
         pool = self.worker if self.remote is None else self.remote_pool
         try:
             result = await pool.run(self.complete_job(req), lane="complete")
@@ -597,7 +602,7 @@ class Assistant:
         if result is not None:
             # A quick-window answer (no cross-file context) serves typed-ahead only: the same
             # state asked again after the warm-up deserves the full window's answer.
-            self.cache.store(req.uri, prefix, suffix, result.text, remember=result.warm is None)
+            self.cache.store_key(state, result.text, remember=result.warm is None)
             self._schedule_warm(result.warm)
         return result
 
@@ -729,6 +734,19 @@ class Assistant:
             "cacheHits": self.cache.hits, "typedAheadHits": self.cache.typed_ahead_hits,
             "naive": self.naive,
         }
+
+    async def aclose(self) -> None:
+        """Stop everything and free the model now (a network session ended; the process lives
+        on for the next client, so the weights must not wait for garbage collection)."""
+        self.worker.cancel_all()
+        fut, _ = self.worker.submit(lambda model, cancel: self.worker.set_model(None))
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(fut), defaults.CLIENT_REQUEST_TIMEOUT_S)
+        except Exception:
+            log.warning("the model was not freed in time", exc_info=True)
+        for task in list(self._tasks):
+            task.cancel()
+        self.shutdown()
 
     def shutdown(self) -> None:
         for timer in (self._warm_timer, self._idle_timer):

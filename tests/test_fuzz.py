@@ -127,14 +127,16 @@ async def test_notifications_leave_nothing_behind() -> None:
 
 
 def test_document_limits_per_file_and_in_total(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process: the per-document and total limits, their messages, and re-admission."""
+    """In-process: the per-document and total (memory) limits, their messages, and re-admission."""
     from pygls.workspace import Workspace
 
+    from lsp_server.protocol.documents import document_memory
     from lsp_server.protocol.server import create_server
     from lsp_server.settings import Settings
 
+    mem = document_memory
     monkeypatch.setattr(defaults, "MAX_DOCUMENT_BYTES", 800)
-    monkeypatch.setattr(defaults, "MAX_TOTAL_DOCUMENT_BYTES", 1000)
+    monkeypatch.setattr(defaults, "MAX_DOCUMENT_MEMORY_BYTES", mem("a" * 500) + mem("b" * 400) + 100)
     proto = create_server(Settings()).protocol
     told: list[str] = []
     proto.on_too_large = told.append
@@ -150,22 +152,24 @@ def test_document_limits_per_file_and_in_total(monkeypatch: pytest.MonkeyPatch) 
 
     did_open("a.py", "a" * 500)
     did_open("b.py", "b" * 400)
-    assert proto.kept_total == 900
-    did_open("c.py", "c" * 200)  # 1,100 in total
-    assert proto.open_document("file:///c.py") is None and "already hold" in told[-1]
+    assert proto.kept_total == mem("a" * 500) + mem("b" * 400)
+    did_open("c.py", "c" * 200)  # past the memory limit
+    assert proto.open_document("file:///c.py") is None and "already take" in told[-1]
     did_open("d.py", "d" * 900)  # over the per-file limit
     assert proto.open_document("file:///d.py") is None and "d.py is larger than" in told[-1]
     here = types.Position(0, 0)
     did_change("a.py", types.TextDocumentContentChangePartial(types.Range(here, here), "x" * 150))
     assert proto.open_document("file:///a.py") is None and "a.py is not kept" in told[-1]
-    assert proto.kept_total == 400 and len(told) == 3
+    assert proto.kept_total == mem("b" * 400) and len(told) == 3
     did_change("a.py", types.TextDocumentContentChangePartial(types.Range(here, here), "y"))
     assert len(told) == 3  # told once per document
     list(proto.lsp_text_document__did_close(types.DidCloseTextDocumentParams(
         types.TextDocumentIdentifier("file:///b.py"))))
     did_change("a.py", types.TextDocumentContentChangeWholeDocument("z" * 300))  # fits again
     doc = proto.open_document("file:///a.py")
-    assert doc is not None and doc.source == "z" * 300 and proto.kept_total == 300
+    assert doc is not None and doc.source == "z" * 300 and proto.kept_total == mem("z" * 300)
+    # Memory, not characters: 300 emoji take four times the memory of 300 ASCII letters.
+    assert mem("😀" * 300) > 3 * mem("z" * 300) - 100
 
 
 # --- the server over raw stdio -----------------------------------------------------------------

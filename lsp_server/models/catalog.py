@@ -22,6 +22,7 @@ from typing import Any, Literal
 import platformdirs
 
 from lsp_server import defaults
+from lsp_server.files import FileRefused, read_bounded
 
 __all__ = [
     "Catalog",
@@ -497,10 +498,14 @@ def load_catalog(
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        data = read_bounded(path, defaults.MAX_CONFIG_FILE_BYTES, "models file")
+        return tomllib.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise CatalogError(f"{path}: models file not found") from None
+    except FileRefused as exc:
+        raise CatalogError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise CatalogError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(f"{path}: invalid TOML: {exc}") from None
     except OSError as exc:

@@ -8,36 +8,40 @@ an inline completion answers with no items (never blocks, never errors) and the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
 import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import platformdirs
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol.language_server import lsp_method
+from pygls.uris import to_fs_path
 
 from lsp_server import __version__, defaults
 from lsp_server.context.blocks import enclosing_block
+from lsp_server.context.secrets import SecretPolicy, off_message
 from lsp_server.context.snippets import RecentDocuments, SourceDoc
-from lsp_server.context.window import editor_lines
 from lsp_server.engine.generate import Cancelled
 from lsp_server.protocol import rpc
 from lsp_server.protocol.documents import BoundedDocuments
-from lsp_server.protocol.logs import forward_logs
+from lsp_server.protocol.logs import forward_logs, stop_forwarding
 from lsp_server.service import Assistant, CompletionRequest, Suggestion
 from lsp_server.settings import Settings, merge
 
 log = logging.getLogger(__name__)
 
 STATUS_METHOD = "starcoder/status"
+DOCUMENT_STATUS_METHOD = "starcoder/documentStatus"
 STATS_METHOD = "starcoder/stats"
 EXPLAIN_COMMAND = "starcoder.explain"
 
@@ -67,6 +71,9 @@ class StarcoderServer(LanguageServer):
         self.last_status: dict[str, str] = {}
         self.recent = RecentDocuments()
         self.protocol.on_too_large = self.show_warning
+        self.protocol.secret_reason = self.secret_reason
+        self.protocol.on_secret = self.tell_secret
+        self._secrets: SecretPolicy | None = None
 
     protocol: StarcoderProtocol
 
@@ -74,8 +81,42 @@ class StarcoderServer(LanguageServer):
     def start_io(self, stdin: Any = None, stdout: Any = None) -> None:
         rpc.serve_stdio(self, stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
 
-    def start_tcp(self, host: str, port: int) -> None:
-        rpc.serve_tcp(self, host, port)
+    async def aclose(self) -> None:
+        """End this session (a network client left): stop its work and free its model."""
+        for task in list(self.tasks):
+            task.cancel()
+        stop_forwarding(self)
+        await self.assistant.aclose()
+        self.shutdown()
+
+    # --- secrets (context.secrets decides; documents.py keeps their text out) --------------------
+    def secret_reason(self, uri: str, path: str | None, language: str) -> str | None:
+        s = self.assistant.settings
+        ws = self.protocol._workspace
+        roots = tuple(dict.fromkeys(
+            [*([ws.root_path] if ws is not None and ws.root_path else []),
+             *(to_fs_path(f.uri) or "" for f in (ws.folders.values() if ws else ()))]))
+        policy = self._secrets
+        if policy is None or (policy.exclude, policy.gitignore, policy.roots) != (
+                s.exclude, s.gitignore, roots):
+            policy = self._secrets = SecretPolicy(s.exclude, s.gitignore, roots)
+        return policy.reason(uri, path, language)
+
+    def tell_secret(self, uri: str, reason: str) -> None:
+        """Once per document: the per-document status, and a message every client shows."""
+        name = _display_path(self, uri, None)
+        with contextlib.suppress(Exception):
+            self.protocol.notify(DOCUMENT_STATUS_METHOD, {
+                "uri": uri, "completions": "off", "reason": reason,
+                "message": off_message(name, reason)})
+            self.window_show_message(types.ShowMessageParams(
+                types.MessageType.Info, f"starcoder-lsp: {off_message(name, reason)}"))
+
+    def recheck_secrets(self) -> None:
+        """Settings changed (`exclude`, `gitignore`): apply them to the open documents."""
+        for uri in self.protocol.recheck_secrets():
+            self.show_warning(f"{_display_path(self, uri, None)} is no longer excluded: reopen it "
+                              "to get completions (its text was never kept)")
 
     # --- plumbing ---------------------------------------------------------------------------------
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
@@ -192,14 +233,14 @@ def _request(ls: StarcoderServer, uri: str, position: types.Position) -> Complet
     doc = ls.protocol.open_document(uri)  # never a file the client did not open (no disk reads)
     if doc is None or _is_our_output(doc.path):
         return None
-    lines = editor_lines(doc.lines)
+    lines = ls.protocol.lines(doc, editor=True)  # a view: no string per line per request
     line = min(max(position.line, 0), len(lines) - 1)
     # The codec with the lines already split (doc.position_from_client_units splits them again).
     pos = doc.position_codec.position_from_client_units(
         lines, types.Position(line, max(position.character, 0)))
     ours = _explanations_dir()
     others = [_source_doc(ls, d) for u, d in ls.workspace.text_documents.items()
-              if d is not doc and u not in ls.protocol.too_large
+              if d is not doc and ls.protocol.is_usable(u)
               and not _is_our_output(d.path, ours)]
     open_uris = {d.uri for d in others}
     others += [d for d in ls.recent.docs() if d.uri not in open_uris and d.uri != uri]
@@ -242,6 +283,7 @@ def create_server(settings: Settings | None = None) -> StarcoderServer:
             settings, problems = merge(ls.assistant.settings, raw)
             ls.show_problems(problems)
             ls.assistant.settings = settings
+            ls.recheck_secrets()
             if not settings.enable:
                 await ls.assistant.apply_settings(settings)
                 return
@@ -261,6 +303,8 @@ def create_server(settings: Settings | None = None) -> StarcoderServer:
                 raw = await ls.pull_configuration()
             settings, problems = merge(ls.assistant.settings, raw)
             ls.show_problems(problems)
+            ls.assistant.settings = settings  # (what to load is decided from what was loaded)
+            ls.recheck_secrets()
             await ls.assistant.apply_settings(settings, ls.load_with_progress)
 
         ls.spawn(update())
@@ -335,11 +379,18 @@ def create_server(settings: Settings | None = None) -> StarcoderServer:
 
 
 # --- explain ----------------------------------------------------------------------------------------
-def _document_lines(ls: StarcoderServer, uri: str) -> tuple[Any, tuple[str, ...]]:
+def _document_lines(ls: StarcoderServer, uri: str) -> tuple[Any, Sequence[str]]:
     doc = ls.protocol.open_document(uri)
     if doc is None:
-        raise JsonRpcInvalidParams(f"{uri} is not open (or too large)")
-    return doc, tuple(doc.lines) or ("",)
+        raise JsonRpcInvalidParams(_not_usable(ls, uri))
+    return doc, ls.protocol.lines(doc) if doc.source else ("",)
+
+
+def _not_usable(ls: StarcoderServer, uri: str) -> str:
+    reason = ls.protocol.secret.get(unquote(uri))
+    if reason is not None:
+        return off_message(_display_path(ls, uri, None), reason)
+    return f"{uri} is not open (or too large)"
 
 
 def explain_actions(ls: StarcoderServer, params: types.CodeActionParams) -> list[types.CodeAction]:
@@ -375,7 +426,7 @@ def _explain_args(ls: StarcoderServer, args: tuple[Any, ...]) -> tuple[str, type
     except Exception as exc:
         raise JsonRpcInvalidParams(f"{EXPLAIN_COMMAND}: invalid range {raw!r}: {exc}") from None
     if ls.protocol.open_document(args[0]) is None:
-        raise JsonRpcInvalidParams(f"{EXPLAIN_COMMAND}: {args[0]} is not open (or too large)")
+        raise JsonRpcInvalidParams(f"{EXPLAIN_COMMAND}: {_not_usable(ls, args[0])}")
     return args[0], rng
 
 
