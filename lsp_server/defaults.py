@@ -189,12 +189,28 @@ SUGGESTION_CACHE_ENTRIES = 256  # recent cursor states remembered (deleting back
 # --- explain --------------------------------------------------------------------------------------
 # The selected code is cut to this many tokens (the preamble and definitions come on top).
 EXPLAIN_SNIPPET_TOKENS = 1024
+# No token is longer than this many characters in practice: a selection is first cut to
+# EXPLAIN_SNIPPET_TOKENS × this many characters before being tokenized (a whole 4 MB file selected
+# would otherwise be tokenized, repeatedly, on the engine's worker).
+MAX_CHARS_PER_TOKEN = 16
 # Room for preamble + definitions + snippet, and for the answer.
 EXPLAIN_PROMPT_TOKENS = 2560
 EXPLAIN_MAX_TOKENS = 400
 # An explanation generates in slices of this many tokens; a completion that arrives meanwhile runs
 # between two slices (it waits at most one slice, ~0.2 s), then the explanation resumes.
 EXPLAIN_SLICE_TOKENS = 8
+# A model's chat template renders in a child process (`prompt.template`) within these limits: real
+# templates render in milliseconds; one with nested loops or a huge string must not hang or
+# exhaust the server. The timeout includes the child's start (~0.1-0.5 s on a busy 2-core machine).
+CHAT_TEMPLATE_TIMEOUT_S = 10.0
+CHAT_TEMPLATE_MAX_MEMORY_BYTES = 512 * 1024 * 1024
+CHAT_TEMPLATE_MAX_CHARS = 64 * 1024
+# An explanation longer than this is cut (the model is asked for ~400 tokens; a remote engine that
+# ignores the limit, or a vocabulary with huge pieces, must not fill the editor or the disk).
+EXPLANATION_MAX_CHARS = 32 * 1024
+# Explanation files the server writes (`window/showDocument`): the newest are kept, older pruned.
+EXPLANATIONS_KEEP = 50
+EXPLANATIONS_MAX_AGE_S = 7 * 24 * 3600.0
 # Catalogue and model-file changes are acted on after this quiet period (saves come in bursts).
 WATCH_DEBOUNCE_S = 1.0
 # With memoryPolicy "shrink", a context below this is pointless: refuse instead.
@@ -225,6 +241,16 @@ LLAMA_SERVER_SLOT = -1
 # While the engine is unreachable, probe its health this often (one tiny GET) to report `ready`
 # again soon after it is back.
 REMOTE_PROBE_INTERVAL_S = 2.0
+# What an engine may send: JSON answers (/v1/models, /tokenize) are small; a streamed event line
+# carries one token (llama-server's last one also echoes the prompt, ~32 KB at 8K tokens); the
+# text of one generation (≤ 4096 tokens). Past any of these, or after this many events or seconds,
+# the stream is closed: an engine (or whatever answers at that URL) must not fill our memory.
+REMOTE_MAX_JSON_BYTES = 4 * 1024 * 1024
+REMOTE_MAX_LINE_BYTES = 1024 * 1024
+REMOTE_MAX_STREAM_BYTES = 16 * 1024 * 1024
+REMOTE_MAX_STREAM_EVENTS = 16_384
+REMOTE_MAX_STREAM_S = 300.0
+REMOTE_MAX_TEXT_CHARS = 64 * 1024
 # Characters per token when neither the server's tokenizer nor the model's vocabulary is available
 # (budgets only). Code tokenizes at ~3-4 chars/token in StarCoder's and Qwen's vocabularies; 3.0
 # over-counts, so a prompt stays inside the engine's context.

@@ -336,11 +336,13 @@ class RemoteClient:
         conn, resp, _ = (self._open_with_retries(method, url, body, None) if retries
                          else self._open(method, url, body))
         try:
-            raw = resp.read()
+            raw = resp.read(defaults.REMOTE_MAX_JSON_BYTES + 1)
         except (OSError, http.client.HTTPException) as exc:
             raise RemoteError(f"cannot read the answer of {url}: {_reason(exc)}", True) from None
         finally:
             conn.close()
+        if len(raw) > defaults.REMOTE_MAX_JSON_BYTES:
+            raise RemoteError(f"{url} answered more than {defaults.REMOTE_MAX_JSON_BYTES} bytes")
         try:
             return json.loads(raw or b"null")
         except ValueError:
@@ -352,10 +354,16 @@ class RemoteClient:
         the connection, which is what tells the engine to stop generating."""
         url = join_url(self.root, route)
         conn, resp, unregister = self._open_with_retries("POST", url, body, cancel)
+        deadline = time.monotonic() + defaults.REMOTE_MAX_STREAM_S
+        events = 0
         try:
-            for payload in parse_sse(_lines(resp)):
+            for payload in parse_sse(_lines(resp, url)):
                 if cancel is not None and cancel.is_set():
                     raise Cancelled
+                events += 1
+                if events > defaults.REMOTE_MAX_STREAM_EVENTS or time.monotonic() > deadline:
+                    raise RemoteError(f"{url} streamed past the limits ({events} events, "
+                                      f"{defaults.REMOTE_MAX_STREAM_S:g} s): closed")
                 try:
                     event = json.loads(payload)
                 except ValueError:
@@ -377,11 +385,19 @@ class RemoteClient:
             conn.close()
 
 
-def _lines(resp: http.client.HTTPResponse) -> Iterator[bytes]:
+def _lines(resp: http.client.HTTPResponse, url: str) -> Iterator[bytes]:
+    """The response's lines, each and all together within bounds: an engine that never ends a
+    line, or never ends the stream, must not fill our memory."""
+    total = 0
     while True:
-        line = resp.readline()
+        line = resp.readline(defaults.REMOTE_MAX_LINE_BYTES + 1)
         if not line:
             return
+        total += len(line)
+        if len(line) > defaults.REMOTE_MAX_LINE_BYTES or total > defaults.REMOTE_MAX_STREAM_BYTES:
+            raise RemoteError(f"{url} sent an answer past the size limits "
+                              f"({defaults.REMOTE_MAX_LINE_BYTES} bytes a line, "
+                              f"{defaults.REMOTE_MAX_STREAM_BYTES} in all): closed")
         yield line
 
 
@@ -568,6 +584,9 @@ class RemoteModel:
                 if piece:
                     pieces += 1
                     text += piece
+                    if len(text) > defaults.REMOTE_MAX_TEXT_CHARS:
+                        text, reason = text[: defaults.REMOTE_MAX_TEXT_CHARS], "max_tokens"
+                        break
                     text, hit = cut_at_stop(text, stops)
                     if hit:
                         reason = "eos"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
 import sys
@@ -32,7 +31,7 @@ from lsp_server.context.blocks import enclosing_block
 from lsp_server.context.secrets import SecretPolicy, off_message
 from lsp_server.context.snippets import RecentDocuments, SourceDoc
 from lsp_server.engine.generate import Cancelled
-from lsp_server.protocol import rpc
+from lsp_server.protocol import explanations, rpc
 from lsp_server.protocol.documents import BoundedDocuments
 from lsp_server.protocol.logs import forward_logs, stop_forwarding
 from lsp_server.service import Assistant, CompletionRequest, Suggestion
@@ -474,12 +473,8 @@ async def show_explanation(ls: StarcoderServer, uri: str, markdown: str) -> None
     """A markdown file the server wrote, via showDocument; else a plain message."""
     window = ls.client_capabilities.window
     if window and window.show_document and window.show_document.support:
-        folder = _explanations_dir()
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            name = hashlib.sha256(f"{uri}\n{markdown}".encode()).hexdigest()[:16]
-            path = folder / f"explanation-{name}.md"
-            path.write_text(f"# Explanation\n\n{markdown}\n", encoding="utf-8")
+            path = explanations.write(_explanations_dir(), uri, markdown)
             await asyncio.wait_for(ls.window_show_document_async(types.ShowDocumentParams(
                 uri=path.as_uri(), take_focus=False)), defaults.CLIENT_REQUEST_TIMEOUT_S)
             return
