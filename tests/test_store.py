@@ -517,6 +517,6 @@ def test_pinned_entries_have_nothing_to_accept(hub: FakeHub, tmp_path: Path) -> 
     hub.add("bigcode-test/tiny-GGUF", "tiny.Q4.gguf", BODY)
     spec = hf_spec(sha256=sha(BODY))
     store.pull(spec, cache_dir=tmp_path)
-    with pytest.raises(store.PullError, match="pinned in models.toml"):
+    with pytest.raises(store.PullError, match=r"pinned in models\.toml"):
         store.verify(spec, cache_dir=tmp_path, accept_new=True)
     assert not (tmp_path / store.TRUST_FILE).exists()  # pinned: no trust record needed
