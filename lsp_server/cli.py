@@ -116,6 +116,18 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_secret(path: Path, settings: Settings) -> bool:
+    """The same rule as in the editor: a secrets file (or one `exclude` names) is never sent to
+    the model. Relative patterns are taken from the current directory."""
+    from lsp_server.context.secrets import SecretPolicy, off_message
+
+    policy = SecretPolicy(settings.exclude, settings.gitignore, (str(Path.cwd()),))
+    reason = policy.reason(path.resolve().as_uri(), str(path.resolve()))
+    if reason is not None:
+        print(f"starcoder-lsp: {off_message(path.name, reason)}", file=sys.stderr)
+    return reason is not None
+
+
 def _parse_location(text: str) -> tuple[Path, int, int]:
     """FILE:LINE:COL (1-based) -> (path, line0, col0)."""
     parts = text.rsplit(":", 2)
@@ -132,12 +144,15 @@ def _complete(args: argparse.Namespace) -> int:
     from lsp_server.service import Assistant, CompletionRequest
 
     path, line, col = _parse_location(args.location)
+    settings = settings_from_args(args)
+    if _refuse_secret(path, settings):
+        return 2
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         print(f"starcoder-lsp: cannot read {path}: {exc}", file=sys.stderr)
         return 2
-    assistant = Assistant(settings_from_args(args))
+    assistant = Assistant(settings)
 
     async def run() -> int:
         await assistant.load()
@@ -177,6 +192,9 @@ def _explain(args: argparse.Namespace) -> int:
         a, b = rng.split("-", 1)
         start, end = int(a), int(b)
     path = Path(path_text)
+    settings = settings_from_args(args)
+    if _refuse_secret(path, settings):
+        return 2
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -188,7 +206,7 @@ def _explain(args: argparse.Namespace) -> int:
     if first >= last:
         print(f"starcoder-lsp: empty line range in {spec!r}", file=sys.stderr)
         return 2
-    assistant = Assistant(settings_from_args(args))
+    assistant = Assistant(settings)
     shown = 0
 
     def stream(partial: str) -> None:

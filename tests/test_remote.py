@@ -50,6 +50,7 @@ from lsp_server.engine.worker import CancelFlag
 from lsp_server.models.catalog import load_catalog
 from lsp_server.prompt.fim import build_prompt, prompt_text
 from tests.conftest import lsp_session
+from tests.ports import free_port
 from tests.test_lsp_qwen import FIB
 
 KEY_ENV = "STARCODER_TEST_ENGINE_KEY"
@@ -162,7 +163,7 @@ class FakeServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, handler: Handler) -> None:
-        super().__init__(("127.0.0.1", 0), FakeHandler)
+        super().__init__(("127.0.0.1", free_port()), FakeHandler)
         self.handler = handler
         self.seen = Seen()
 
@@ -392,12 +393,6 @@ def test_should_stop_closes_the_stream_early() -> None:
 
 
 # --- a real engine: llama-cpp-python's OpenAI-compatible server ------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Engine:
     """`python -m llama_cpp.server` on 127.0.0.1, one thread, small context, log kept in a file."""
 
@@ -621,7 +616,7 @@ class Proxy(socketserver.ThreadingTCPServer):
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.conns: list[dict[str, Any]] = []
-        super().__init__(("127.0.0.1", 0), _Relay)
+        super().__init__(("127.0.0.1", free_port()), _Relay)
 
     @property
     def url(self) -> str:

@@ -29,6 +29,7 @@ from lsp_server.models.catalog import (
     load_catalog,
 )
 from lsp_server.models.commands import add_models_parser, run_models
+from tests.ports import free_port
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 QWEN_SHA = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
@@ -126,7 +127,7 @@ def _handler(hub: FakeHub) -> type[http.server.BaseHTTPRequestHandler]:
 @pytest.fixture
 def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
     fake = FakeHub()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _handler(fake))
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
