@@ -762,3 +762,42 @@ async def _check_cancel_and_supersede(which: str, gguf: Path, engine: Engine,
             third = proxy.completions()[2]
             await _wait(lambda: third["client_closed"] is not None
                         or third["engine_closed"] is not None, 5, "the last stream to close")
+
+
+# --- bounds on what an engine may send (issue 15) -----------------------------------------------------
+def test_an_engine_cannot_fill_our_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lsp_server import defaults
+
+    monkeypatch.setattr(defaults, "REMOTE_MAX_JSON_BYTES", 1000)
+    monkeypatch.setattr(defaults, "REMOTE_MAX_LINE_BYTES", 500)
+    monkeypatch.setattr(defaults, "REMOTE_MAX_STREAM_BYTES", 5000)
+    monkeypatch.setattr(defaults, "REMOTE_MAX_STREAM_EVENTS", 50)
+    monkeypatch.setattr(defaults, "REMOTE_MAX_TEXT_CHARS", 300)
+
+    def handler(h: FakeHandler, path: str, body: Any) -> None:
+        if path.endswith("/models"):
+            h.json(200, {"data": [{"id": "x" * 2000}]})
+        elif path.endswith("/longline"):
+            h.send_response(200)
+            h.end_headers()
+            h.wfile.write(b"data: " + b"x" * 10_000)  # never a newline
+        elif path.endswith("/endless"):
+            h.sse([{"choices": [{"text": "", "finish_reason": None}]}] * 400)  # empty, forever
+        elif path.endswith("/huge"):
+            h.sse([{"choices": [{"text": "y" * 100, "finish_reason": None}]}] * 40)
+        else:
+            h.sse([{"choices": [{"text": "z" * 90, "finish_reason": None}]}] * 20)
+
+    with fake_engine(handler) as srv:
+        client = RemoteClient(OPENAI, srv.url + "/v1", None, Limits(retries=0), sleep=no_sleep)
+        with pytest.raises(RemoteError, match="answered more than 1000 bytes"):
+            client.get_json("models")
+        with pytest.raises(RemoteError, match="past the size limits"):
+            list(client.stream("longline", {}, CancelFlag()))
+        with pytest.raises(RemoteError, match="streamed past the limits"):
+            list(client.stream("endless", {}, CancelFlag()))
+        with pytest.raises(RemoteError, match="past the size limits"):
+            list(client.stream("huge", {}, CancelFlag()))
+        model = RemoteModel(client, family("starcoder"), 1024)
+        gen = model.stream_text("text", {}, CancelFlag(), stops=())
+        assert len(gen.text) == 300 and gen.stop_reason == "max_tokens"
