@@ -87,9 +87,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from lsp_server.malloc import return_large_blocks
     from lsp_server.protocol import transports
     from lsp_server.protocol.server import create_server
 
+    return_large_blocks()  # document memory is bounded by what is live, not by what was freed
     settings = settings_from_args(args)
     if args.tcp or args.ws or args.socket:
         def make() -> transports.Session:

@@ -58,6 +58,9 @@ MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 # per character — plus the line index): a newly opened or growing document past this is refused like
 # an oversized one. A large workspace open in an editor holds a few MB; this bounds a hostile client.
 MAX_DOCUMENT_MEMORY_BYTES = 128 * 1024 * 1024
+# Blocks larger than this are mmapped and unmapped when freed (lsp_server/malloc.py): documents'
+# texts and their edited copies go back to the system instead of staying resident.
+MALLOC_MMAP_THRESHOLD_BYTES = 1024 * 1024
 # One JSON-RPC message may be this large: a document at the limit above with worst-case JSON
 # escaping (\uXXXX is 6 bytes per character) fits; anything larger is skipped unread, so a hostile
 # Content-Length cannot make the server allocate it.

@@ -382,7 +382,7 @@ def test_hostile_documents_stay_within_the_memory_bound(tiny_starcoder: Path) ->
                     ids.append(srv.request("textDocument/codeAction", {
                         "textDocument": {"uri": uri}, "range": rng,
                         "context": {"diagnostics": []}}))
-                elif k == 8:
+                elif k == 8 and n <= 3:  # whole-file explanations (each runs the model ~400 tokens)
                     ids.append(srv.request("workspace/executeCommand", {
                         "command": "starcoder.explain", "arguments": [uri, rng]}))
                 else:

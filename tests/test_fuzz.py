@@ -172,6 +172,39 @@ def test_document_limits_per_file_and_in_total(monkeypatch: pytest.MonkeyPatch) 
     assert mem("😀" * 300) > 3 * mem("z" * 300) - 100
 
 
+def test_incremental_edits_are_spliced_exactly_as_pygls_applies_them() -> None:
+    """The line-index splice gives pygls' own result for every edit, out-of-range and reversed
+    ranges and astral characters (UTF-16 positions) included."""
+    import random
+
+    from pygls.workspace import TextDocument
+
+    from lsp_server.protocol.documents import FastPositionCodec
+    from lsp_server.protocol.server import create_server
+    from lsp_server.settings import Settings
+
+    proto = create_server(Settings()).protocol
+    rng = random.Random(11)
+    alphabet = ["a", "bc", "😀", "é", "\n", "\r\n", "\r", "\u2028", " "]
+    codec = FastPositionCodec(types.PositionEncodingKind.Utf16)
+    for trial in range(4000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        ours = TextDocument(f"file:///splice{trial % 7}.py", text, position_codec=codec)
+        ref = TextDocument("file:///ref.py", text, position_codec=codec)
+        for _ in range(3):
+            pos = [types.Position(rng.randint(0, 6), rng.randint(0, 7)) for _ in range(2)]
+            if rng.random() < 0.8:
+                pos.sort(key=lambda p: (p.line, p.character))
+            change = types.TextDocumentContentChangePartial(
+                types.Range(*pos), "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 3))))
+            try:
+                ref.apply_change(change)
+            except Exception:
+                break  # pygls fails on it: our handler logs and drops such an edit too
+            proto._apply(ours, change)
+            assert ours.source == ref.source, (text, change)
+
+
 # --- the server over raw stdio -----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def server(tiny_starcoder: Path) -> Iterator[RawServer]:

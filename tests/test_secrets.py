@@ -122,3 +122,10 @@ def test_document_lines_cost_8_bytes_a_line() -> None:
     text = "x = 1\n" * 200_000
     view = DocumentLines(text, editor=True)
     assert view.nbytes <= 8 * 200_002 and view.text is text
+
+
+def test_has_text_between_positions() -> None:
+    view = DocumentLines("a = 1\n   \n\tb\n")
+    assert view.has_text((0, 0), (0, 1)) and not view.has_text((0, 1), (0, 2))
+    assert not view.has_text((1, 0), (2, 1)) and view.has_text((1, 0), (2, 2))
+    assert not view.has_text((2, 2), (9, 0)) and not view.has_text((2, 0), (0, 0))

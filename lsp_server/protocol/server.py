@@ -398,7 +398,7 @@ def explain_actions(ls: StarcoderServer, params: types.CodeActionParams) -> list
         return []
     doc, lines = _document_lines(ls, uri)
     rng = params.range
-    if rng.start != rng.end and doc.text_in_client_range(rng).strip():
+    if rng.start != rng.end and _has_text(ls, doc, rng):
         title, target = "Explain this snippet", rng
     else:
         line = min(max(rng.start.line, 0), len(lines) - 1)
@@ -413,6 +413,15 @@ def explain_actions(ls: StarcoderServer, params: types.CodeActionParams) -> list
     return [types.CodeAction(
         title=title, kind=types.CodeActionKind.Empty,
         command=types.Command(title=title, command=EXPLAIN_COMMAND, arguments=args))]
+
+
+def _has_text(ls: StarcoderServer, doc: Any, rng: types.Range) -> bool:
+    """Whether the selection holds more than whitespace, without copying it (it may be the whole
+    of a 4 MB file, asked on every cursor move)."""
+    view = ls.protocol.lines(doc)
+    start = doc.position_codec.position_from_client_units(view, rng.start)
+    end = doc.position_codec.position_from_client_units(view, rng.end)
+    return view.has_text((start.line, start.character), (end.line, end.character))
 
 
 def _explain_args(ls: StarcoderServer, args: tuple[Any, ...]) -> tuple[str, types.Range]:
