@@ -147,3 +147,13 @@ def test_a_user_settings_file_that_is_a_fifo_is_skipped(tmp_path: Path,
     os.mkfifo(tmp_path / "starcoder-lsp" / "settings.toml")
     s, problems = load_user_settings(Settings())
     assert s == Settings() and "not a regular file" in problems[0]
+
+
+def test_the_readme_documents_every_setting() -> None:
+    import re
+
+    from lsp_server.settings import _FIELDS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = set(re.findall(r"^\| `(\w+)` \|", readme, re.MULTILINE))
+    assert set(_FIELDS) <= table, set(_FIELDS) - table

@@ -186,6 +186,12 @@ def test_websocket_with_a_real_client(tiny_starcoder: Path, tmp_path: Path) -> N
             c.notify("initialized", {})
             c.wait_for("starcoder/status", lambda p: p["state"] == "ready")
             assert "result" in _complete(c)
+            big = "x = 1\n" * 400_000  # 2.4 MB: past the 1 MB allowed before the token
+            c.notify("textDocument/didOpen", {"textDocument": {
+                "uri": "file:///net/big.py", "languageId": "python", "version": 1, "text": big}})
+            assert "result" in c.answer(c.request("textDocument/inlineCompletion", {
+                "textDocument": {"uri": "file:///net/big.py"}, "position": {"line": 3, "character": 0},
+                "context": {"triggerKind": 1}}), 120)
             c.close()
             time.sleep(0.5)
         # A page of another site: the upgrade itself is refused.
@@ -196,6 +202,11 @@ def test_websocket_with_a_real_client(tiny_starcoder: Path, tmp_path: Path) -> N
         c = WsClient(srv.port)
         answer = c.initialize({})
         assert answer["error"]["code"] == transports.UNAUTHORIZED and c.wait_eof()
+        # Before the token, a large message closes the connection (nothing is kept).
+        c = WsClient(srv.port)
+        c.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "capabilities": {}, "initializationOptions": {"pad": "x" * 2**21}}})
+        assert c.wait_eof() and c.messages == []
         # Plain HTTP to the WebSocket port does nothing.
         reply = raw_exchange(srv.port, b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2"
                                        b"\r\n\r\n{}", wait=5)

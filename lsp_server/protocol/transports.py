@@ -271,6 +271,12 @@ class Listener:
                         headers=False).decode())
                 return
 
+            # The token holds: full-size messages from now on (websockets ≥ 15 names it
+            # max_message_size, earlier versions max_size).
+            limits = websocket.protocol
+            name = "max_message_size" if hasattr(limits, "max_message_size") else "max_size"
+            setattr(limits, name, defaults.MAX_MESSAGE_BYTES)
+
             async def read() -> bytes:
                 try:
                     message = await websocket.recv()
@@ -428,7 +434,7 @@ def serve_ws(make_server: Callable[[], Session], host: str, port: int,
 
         try:
             async with ws_serve(listener.ws_connection, sock=sock, process_request=check,
-                                max_size=defaults.MAX_MESSAGE_BYTES,
+                                max_size=defaults.PREAUTH_MAX_BYTES,  # raised once authenticated
                                 open_timeout=defaults.AUTH_TIMEOUT_S) as server:
                 _announce(f"ws {host}:{bound}", path)
                 await server.serve_forever()
