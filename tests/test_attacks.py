@@ -12,9 +12,7 @@ import contextlib
 import json
 import os
 import socketserver
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from lsp_server.engine.remote import OPENAI, RemoteClient
 from tests.netclient import Listening, StreamClient, WsClient, raw_exchange
 from tests.ports import free_port
 from tests.rawrpc import RawServer, encode
+from tests.test_remote import serving
 
 SECRET_VALUE = "sk-live-4f7e1c0ffee5ecret"
 ENV = {"AWS_SECRET_ACCESS_KEY": SECRET_VALUE, "STARCODER_TEST_STOLEN": SECRET_VALUE}
@@ -55,16 +54,8 @@ class _TrapHandler(socketserver.BaseRequestHandler):
         self.server.connections.append(data)  # type: ignore[attr-defined]
 
 
-@contextlib.contextmanager
-def trap() -> Iterator[Trap]:
-    srv = Trap()
-    t = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
-    t.start()
-    try:
-        yield srv
-    finally:
-        srv.shutdown()
-        srv.server_close()
+def trap() -> contextlib.AbstractContextManager[Trap]:
+    return serving(Trap())
 
 
 def _post(body: dict[str, Any], host: str) -> bytes:
@@ -274,13 +265,24 @@ def test_a_dotenv_value_never_appears_in_any_prompt(tiny_starcoder: Path, tmp_pa
              "deploy/id_rsa": ID_RSA, "config/prod.py": f"INVOICE = '{SECRET_VALUE}'\n",
              "local_notes.py": f"compute_invoice_total = '{SECRET_VALUE}'\n"}
     uris = {name: (root / name).as_uri() for name in [*files, "main.py"]}
-    engine = _Engine()
-    threading.Thread(target=engine.serve_forever, args=(0.05,), daemon=True).start()
+    with serving(_Engine()) as engine:
+        _dotenv_session(engine, root, files, uris, tmp_path, tiny_starcoder)
+    prompts = [b for b in engine.bodies if b.startswith(b"POST /v1/completions")]
+    assert len(prompts) >= 1
+    wire = b"\n".join(engine.bodies)
+    assert SECRET_VALUE.encode() not in wire  # on the wire: never
+    assert b"BEGIN OPENSSH" not in wire and b"INVOICE_API_KEY" not in wire
+    assert b"subtotal * (1 + tax_rate)" in prompts[0]  # ordinary cross-file context still works
+    assert SECRET_VALUE not in (tmp_path / "server.log").read_text()
+
+
+def _dotenv_session(engine: _Engine, root: Path, files: dict[str, str], uris: dict[str, str],
+                    tmp_path: Path, model: Path) -> None:
     srv = RawServer(env=ENV, log_path=tmp_path / "server.log")
     try:
         srv.call("initialize", {"processId": None, "rootUri": root.as_uri(), "capabilities": {
             "textDocument": {"inlineCompletion": {}}}, "initializationOptions": {
-            "model": str(tiny_starcoder), "backend": "openai",
+            "model": str(model), "backend": "openai",
             "endpoint": f"http://127.0.0.1:{engine.server_address[1]}/v1",
             "maxTokens": 16, "contextTokens": 2048, "exclude": ["config/"], "gitignore": True}})
         srv.notify("initialized", {})
@@ -320,15 +322,6 @@ def test_a_dotenv_value_never_appears_in_any_prompt(tiny_starcoder: Path, tmp_pa
         assert "result" in _inline(srv, uris["main.py"], 4, 18)
     finally:
         srv.close()
-        engine.shutdown()
-        engine.server_close()
-    prompts = [b for b in engine.bodies if b.startswith(b"POST /v1/completions")]
-    assert len(prompts) >= 1
-    wire = b"\n".join(engine.bodies)
-    assert SECRET_VALUE.encode() not in wire  # on the wire: never
-    assert b"BEGIN OPENSSH" not in wire and b"INVOICE_API_KEY" not in wire
-    assert b"subtotal * (1 + tax_rate)" in prompts[0]  # ordinary cross-file context still works
-    assert SECRET_VALUE not in (tmp_path / "server.log").read_text()
 
 
 # --- paths and sizes that could hang or exhaust the server ----------------------------------------------

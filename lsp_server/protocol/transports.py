@@ -364,19 +364,19 @@ def _require_loopback(host: str, flag: str) -> None:
             "(ssh -L PORT:127.0.0.1:PORT this-host).")
 
 
-def serve_tcp(make_server: Callable[[], Session], host: str, port: int,
-              token_file: str | None = None) -> None:
-    """`serve --tcp HOST:PORT` until interrupted."""
-    _require_loopback(host, "--tcp")
+def _serve_with_token(kind: str, host: str, port: int, token_file: str | None,
+                      start: Callable[[socket.socket, int, str], Awaitable[Any]]) -> None:
+    """Bind, write the token, start (`start(sock, bound port, token)`) and serve until
+    interrupted; the token file goes with the listener."""
+    _require_loopback(host, f"--{kind}")
 
     async def main() -> None:
         sock = _bind(host, port)
         bound = sock.getsockname()[1]
-        token, path = _prepare_token("tcp", bound, token_file)
-        listener = Listener(make_server, token)
+        token, path = _prepare_token(kind, bound, token_file)
         try:
-            server = await asyncio.start_server(listener.stream_connection, sock=sock)
-            _announce(f"tcp {host}:{bound}", path)
+            server = await start(sock, bound, token)
+            _announce(f"{kind} {host}:{bound}", path)
             async with server:
                 await server.serve_forever()
         finally:
@@ -384,6 +384,17 @@ def serve_tcp(make_server: Callable[[], Session], host: str, port: int,
                 path.unlink(missing_ok=True)
 
     _run_forever(main())
+
+
+def serve_tcp(make_server: Callable[[], Session], host: str, port: int,
+              token_file: str | None = None) -> None:
+    """`serve --tcp HOST:PORT` until interrupted."""
+
+    async def start(sock: socket.socket, bound: int, token: str) -> Any:
+        listener = Listener(make_server, token)
+        return await asyncio.start_server(listener.stream_connection, sock=sock)
+
+    _serve_with_token("tcp", host, port, token_file, start)
 
 
 def serve_unix(make_server: Callable[[], Session], path_text: str) -> None:
@@ -415,13 +426,9 @@ def serve_unix(make_server: Callable[[], Session], path_text: str) -> None:
 def serve_ws(make_server: Callable[[], Session], host: str, port: int,
              token_file: str | None = None) -> None:
     """`serve --ws HOST:PORT`: WebSocket for browser-based clients (the playground)."""
-    _require_loopback(host, "--ws")
     from websockets.asyncio.server import serve as ws_serve
 
-    async def main() -> None:
-        sock = _bind(host, port)
-        bound = sock.getsockname()[1]
-        token, path = _prepare_token("ws", bound, token_file)
+    async def start(sock: socket.socket, bound: int, token: str) -> Any:
         listener = Listener(make_server, token)
 
         def check(connection: Any, request: Any) -> Any:
@@ -432,17 +439,11 @@ def serve_ws(make_server: Callable[[], Session], host: str, port: int,
                 return connection.respond(403, f"{refusal}\n")
             return None
 
-        try:
-            async with ws_serve(listener.ws_connection, sock=sock, process_request=check,
-                                max_size=defaults.PREAUTH_MAX_BYTES,  # raised once authenticated
-                                open_timeout=defaults.AUTH_TIMEOUT_S) as server:
-                _announce(f"ws {host}:{bound}", path)
-                await server.serve_forever()
-        finally:
-            if path is not None:
-                path.unlink(missing_ok=True)
+        return await ws_serve(listener.ws_connection, sock=sock, process_request=check,
+                              max_size=defaults.PREAUTH_MAX_BYTES,  # raised once authenticated
+                              open_timeout=defaults.AUTH_TIMEOUT_S)
 
-    _run_forever(main())
+    _serve_with_token("ws", host, port, token_file, start)
 
 
 def handshake_refusal(host: str | None, origins: list[str], port: int) -> str | None:
