@@ -63,42 +63,71 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    """The user's settings file, then CLI flags: the base the editor's settings override."""
-    from lsp_server.settings import load_user_settings
+    """The user's settings file, then CLI flags: the base the editor's settings override. Flags
+    go through the same checks as editor settings (an invalid one is reported and ignored)."""
+    from lsp_server.settings import load_user_settings, merge
 
     s, problems = load_user_settings(Settings())
-    for problem in problems:
-        log.warning("%s", problem)
     pairs = {
-        "model": "model", "models_file": "models_file", "n_gpu_layers": "n_gpu_layers",
-        "threads": "threads", "context_tokens": "context_tokens", "max_tokens": "max_tokens",
-        "backend": "backend", "endpoint": "endpoint", "api_key_env": "api_key_env",
+        "model": "model", "models_file": "modelsFile", "n_gpu_layers": "nGpuLayers",
+        "threads": "threads", "context_tokens": "contextTokens", "max_tokens": "maxTokens",
+        "backend": "backend", "endpoint": "endpoint", "api_key_env": "apiKeyEnv",
     }
-    changes: dict[str, Any] = {}
-    for arg, name in pairs.items():
+    flags: dict[str, Any] = {}
+    for arg, key in pairs.items():
         value = getattr(args, arg, None)
         if value is not None:
-            changes[name] = value
-    if changes.get("context_tokens"):
-        changes["context_tokens"] = max(256, min(changes["context_tokens"],
-                                                 defaults.MAX_CONTEXT_TOKENS))
-    return s.replace(**changes)
+            flags[key] = str(value) if key == "modelsFile" else value
+    if flags.get("contextTokens"):
+        flags["contextTokens"] = max(256, min(flags["contextTokens"], defaults.MAX_CONTEXT_TOKENS))
+    s, flag_problems = merge(s, flags)
+    for problem in [*problems, *flag_problems]:
+        log.warning("%s", problem)
+    return s
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from lsp_server.malloc import return_large_blocks
+    from lsp_server.protocol import transports
     from lsp_server.protocol.server import create_server
 
-    server = create_server(settings_from_args(args))
-    if args.tcp:
-        server.start_tcp(*args.tcp)
-    elif args.ws:
-        server.start_ws(*args.ws)
-    else:
-        lsp_out = os.fdopen(os.dup(1), "wb")
-        os.dup2(2, 1)  # anything written to fd 1 from now on lands on stderr
-        sys.stdout = sys.stderr
-        server.start_io(sys.stdin.buffer, lsp_out)
+    return_large_blocks()  # document memory is bounded by what is live, not by what was freed
+    settings = settings_from_args(args)
+    if args.tcp or args.ws or args.socket:
+        def make() -> transports.Session:
+            return create_server(settings)
+
+        try:
+            if args.tcp:
+                host, port = args.tcp
+                transports.serve_tcp(make, host, port, token_file=args.token_file)
+            elif args.ws:
+                host, port = args.ws
+                transports.serve_ws(make, host, port, token_file=args.token_file)
+            else:
+                transports.serve_unix(make, args.socket)
+        except transports.ListenError as exc:
+            print(f"starcoder-lsp: {exc}", file=sys.stderr)
+            return 2
+        return 0
+    server = create_server(settings)
+    lsp_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything written to fd 1 from now on lands on stderr
+    sys.stdout = sys.stderr
+    server.start_io(sys.stdin.buffer, lsp_out)
     return 0
+
+
+def _refuse_secret(path: Path, settings: Settings) -> bool:
+    """The same rule as in the editor: a secrets file (or one `exclude` names) is never sent to
+    the model. Relative patterns are taken from the current directory."""
+    from lsp_server.context.secrets import SecretPolicy, off_message
+
+    policy = SecretPolicy(settings.exclude, settings.gitignore, (str(Path.cwd()),))
+    reason = policy.reason(path.resolve().as_uri(), str(path.resolve()))
+    if reason is not None:
+        print(f"starcoder-lsp: {off_message(path.name, reason)}", file=sys.stderr)
+    return reason is not None
 
 
 def _parse_location(text: str) -> tuple[Path, int, int]:
@@ -117,12 +146,15 @@ def _complete(args: argparse.Namespace) -> int:
     from lsp_server.service import Assistant, CompletionRequest
 
     path, line, col = _parse_location(args.location)
+    settings = settings_from_args(args)
+    if _refuse_secret(path, settings):
+        return 2
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         print(f"starcoder-lsp: cannot read {path}: {exc}", file=sys.stderr)
         return 2
-    assistant = Assistant(settings_from_args(args))
+    assistant = Assistant(settings)
 
     async def run() -> int:
         await assistant.load()
@@ -162,6 +194,9 @@ def _explain(args: argparse.Namespace) -> int:
         a, b = rng.split("-", 1)
         start, end = int(a), int(b)
     path = Path(path_text)
+    settings = settings_from_args(args)
+    if _refuse_secret(path, settings):
+        return 2
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -173,7 +208,7 @@ def _explain(args: argparse.Namespace) -> int:
     if first >= last:
         print(f"starcoder-lsp: empty line range in {spec!r}", file=sys.stderr)
         return 2
-    assistant = Assistant(settings_from_args(args))
+    assistant = Assistant(settings)
     shown = 0
 
     def stream(partial: str) -> None:
@@ -213,8 +248,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the language server (stdio by default)")
     where = serve.add_mutually_exclusive_group()
     where.add_argument("--stdio", action="store_true", help="talk LSP on stdin/stdout (default)")
-    where.add_argument("--tcp", type=_host_port, metavar="HOST:PORT", help="listen on TCP")
-    where.add_argument("--ws", type=_host_port, metavar="HOST:PORT", help="listen on WebSocket")
+    where.add_argument("--tcp", type=_host_port, metavar="HOST:PORT",
+                       help="listen on TCP (loopback; clients send the token in initialize)")
+    where.add_argument("--ws", type=_host_port, metavar="HOST:PORT",
+                       help="listen on WebSocket (loopback; same token; browser pages only from "
+                            "this listener's own origin)")
+    where.add_argument("--socket", metavar="PATH",
+                       help="listen on a Unix domain socket (mode 0600; no token needed)")
+    serve.add_argument("--token-file", metavar="PATH",
+                       help="where --tcp/--ws write their token (default: printed at start; "
+                            f"or set {defaults.TOKEN_ENV} to choose the token)")
     _model_args(serve)
     serve.set_defaults(func=_serve)
 

@@ -54,14 +54,18 @@ IDLE_UNLOAD_MINUTES = 0
 # complete. pygls rebuilds a document's whole text on each edit (O(size) per keystroke), so this
 # bounds both memory (~2x this per open document) and the cost of an edit storm.
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
-# Documents with more lines than this are refused the same way: every edit copies the line list
-# (pointer copies, ~0.1 us a line here), so this bounds a keystroke's bookkeeping to ~20 ms. Hand-
-# written files within MAX_DOCUMENT_BYTES have far fewer lines (~35 characters a line: 120,000);
-# more lines mean generated data (tables, lock files, a file of empty lines).
+# Documents with more lines than this are refused the same way: every edit re-indexes the line
+# starts (~0.1 us a line here), so this bounds a keystroke's bookkeeping to ~20 ms. Hand-written
+# files within MAX_DOCUMENT_BYTES have far fewer lines (~35 characters a line: 120,000); more
+# lines mean generated data (tables, lock files, a file of empty lines).
 MAX_DOCUMENT_LINES = 200_000
-# All open documents together (characters): a newly opened or growing document past this is refused
-# like an oversized one. Hand-written workspaces are far smaller; this bounds a runaway client.
-MAX_TOTAL_DOCUMENT_BYTES = 256 * 1024 * 1024
+# Memory all open documents may take together (their text as Python stores it — 1, 2 or 4 bytes
+# per character — plus the line index): a newly opened or growing document past this is refused like
+# an oversized one. A large workspace open in an editor holds a few MB; this bounds a hostile client.
+MAX_DOCUMENT_MEMORY_BYTES = 128 * 1024 * 1024
+# Blocks larger than this are mmapped and unmapped when freed (lsp_server/malloc.py): documents'
+# texts and their edited copies go back to the system instead of staying resident.
+MALLOC_MMAP_THRESHOLD_BYTES = 1024 * 1024
 # One JSON-RPC message may be this large: a document at the limit above with worst-case JSON
 # escaping (\uXXXX is 6 bytes per character) fits; anything larger is skipped unread, so a hostile
 # Content-Length cannot make the server allocate it.
@@ -70,6 +74,25 @@ MAX_MESSAGE_BYTES = 6 * MAX_DOCUMENT_BYTES + 64 * 1024
 MAX_HEADER_BYTES = 8 * 1024
 # Bytes per read from stdin/TCP: large enough for an edit storm, small enough to stay responsive.
 READ_CHUNK_BYTES = 64 * 1024
+
+# --- network listeners (serve --tcp / --ws / --socket) ----------------------------------------------
+# The per-start token: 32 random bytes (43 URL-safe characters), beyond guessing through a port.
+TOKEN_BYTES = 32
+# A token given through the environment instead (e.g. shared with a script that starts the client).
+TOKEN_ENV = "STARCODER_LSP_TOKEN"
+# A chosen token shorter than this is refused: it could be guessed by a local process trying many.
+MIN_TOKEN_CHARS = 24
+# Seconds a new connection has to send its `initialize` (with the token): a real client sends it
+# at once; a connection that says nothing is not allowed to hold a slot.
+AUTH_TIMEOUT_S = 10.0
+# `initialize` is a few KB (capabilities + settings); anything this large before it is refused.
+PREAUTH_MAX_BYTES = 1024 * 1024
+# Connections still being checked at once; more are closed (a local flood cannot exhaust file
+# descriptors or memory before any token was shown).
+MAX_PENDING_CONNECTIONS = 16
+# Seconds a new client waits for the previous session to finish closing before it is refused as a
+# second client (an editor restarting reconnects within milliseconds of its old connection's end).
+SESSION_HANDOVER_S = 2.0
 # A single line longer than its budget is cut on this character grid (stable across keystrokes).
 LONG_LINE_CHAR_STEP = 256
 # No text fits more characters per token than this, so the part of a long line beyond
@@ -115,6 +138,17 @@ LOAD_OVERHEAD_BYTES = 128 * 1024 * 1024
 KNOWN_ARCHITECTURES = frozenset(
     {"starcoder", "starcoder2", "qwen2", "llama", "deepseek2", "gemma", "gemma2", "phi3", "mistral"}
 )
+# The `exclude` setting: more patterns than this is a mistake (or an attack on matching time).
+MAX_EXCLUDE_GLOBS = 200
+MAX_GLOB_CHARS = 256
+# .gitignore lines read per file (real ones have tens); paths deeper or with longer components than
+# any file system allows are not matched (and such a document is treated as excluded).
+MAX_GITIGNORE_RULES = 2000
+MAX_PATH_PARTS = 64
+MAX_PATH_PART_CHARS = 1024
+# settings.toml, models.toml files and .gitignore are a few KB; a path a setting names that is
+# larger (or not a regular file: a FIFO, /dev/zero) is refused instead of read.
+MAX_CONFIG_FILE_BYTES = 1024 * 1024
 # Seconds to wait for a client's answer to a server->client request (configuration, progress).
 CLIENT_REQUEST_TIMEOUT_S = 10.0
 
@@ -139,6 +173,14 @@ SNIPPET_OVERHEAD_TOKENS = 16
 # Recently closed buffers stay usable as context for a while (users flip between files).
 RECENT_DOCS_MAX = 20
 RECENT_DOCS_MAX_AGE_S = 30 * 60.0
+# ...and the memory their text may take (a closed document is no longer counted as open).
+RECENT_DOCS_MAX_BYTES = 16 * 1024 * 1024
+# Other documents larger than this are not used as context: they are generated code or data, and
+# their chunks would crowd out the files the user works on.
+SNIPPET_DOC_MAX_CHARS = 1024 * 1024
+# Memory the cross-file index (chunks, identifier sets) may take: ~13 bytes per character of
+# ordinary code (measured on this repository), so ~2.5 MB of other files' text are indexed.
+SNIPPET_INDEX_MAX_BYTES = 32 * 1024 * 1024
 # Repository name shown to families trained with repo tokens when the workspace has none.
 DEFAULT_REPO_NAME = "project"
 
@@ -174,12 +216,28 @@ SUGGESTION_CACHE_ENTRIES = 256  # recent cursor states remembered (deleting back
 # --- explain --------------------------------------------------------------------------------------
 # The selected code is cut to this many tokens (the preamble and definitions come on top).
 EXPLAIN_SNIPPET_TOKENS = 1024
+# No token is longer than this many characters in practice: a selection is first cut to
+# EXPLAIN_SNIPPET_TOKENS × this many characters before being tokenized (a whole 4 MB file selected
+# would otherwise be tokenized, repeatedly, on the engine's worker).
+MAX_CHARS_PER_TOKEN = 16
 # Room for preamble + definitions + snippet, and for the answer.
 EXPLAIN_PROMPT_TOKENS = 2560
 EXPLAIN_MAX_TOKENS = 400
 # An explanation generates in slices of this many tokens; a completion that arrives meanwhile runs
 # between two slices (it waits at most one slice, ~0.2 s), then the explanation resumes.
 EXPLAIN_SLICE_TOKENS = 8
+# A model's chat template renders in a child process (`prompt.template`) within these limits: real
+# templates render in milliseconds; one with nested loops or a huge string must not hang or
+# exhaust the server. The timeout includes the child's start (~0.1-0.5 s on a busy 2-core machine).
+CHAT_TEMPLATE_TIMEOUT_S = 10.0
+CHAT_TEMPLATE_MAX_MEMORY_BYTES = 512 * 1024 * 1024
+CHAT_TEMPLATE_MAX_CHARS = 64 * 1024
+# An explanation longer than this is cut (the model is asked for ~400 tokens; a remote engine that
+# ignores the limit, or a vocabulary with huge pieces, must not fill the editor or the disk).
+EXPLANATION_MAX_CHARS = 32 * 1024
+# Explanation files the server writes (`window/showDocument`): the newest are kept, older pruned.
+EXPLANATIONS_KEEP = 50
+EXPLANATIONS_MAX_AGE_S = 7 * 24 * 3600.0
 # Catalogue and model-file changes are acted on after this quiet period (saves come in bursts).
 WATCH_DEBOUNCE_S = 1.0
 # With memoryPolicy "shrink", a context below this is pointless: refuse instead.
@@ -222,6 +280,16 @@ LLAMA_SERVER_SLOT = -1
 # While the engine is unreachable, probe its health this often (one tiny GET) to report `ready`
 # again soon after it is back.
 REMOTE_PROBE_INTERVAL_S = 2.0
+# What an engine may send: JSON answers (/v1/models, /tokenize) are small; a streamed event line
+# carries one token (llama-server's last one also echoes the prompt, ~32 KB at 8K tokens); the
+# text of one generation (≤ 4096 tokens). Past any of these, or after this many events or seconds,
+# the stream is closed: an engine (or whatever answers at that URL) must not fill our memory.
+REMOTE_MAX_JSON_BYTES = 4 * 1024 * 1024
+REMOTE_MAX_LINE_BYTES = 1024 * 1024
+REMOTE_MAX_STREAM_BYTES = 16 * 1024 * 1024
+REMOTE_MAX_STREAM_EVENTS = 16_384
+REMOTE_MAX_STREAM_S = 300.0
+REMOTE_MAX_TEXT_CHARS = 64 * 1024
 # Characters per token when neither the server's tokenizer nor the model's vocabulary is available
 # (budgets only). Code tokenizes at ~3-4 chars/token in StarCoder's and Qwen's vocabularies; 3.0
 # over-counts, so a prompt stays inside the engine's context.

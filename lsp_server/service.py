@@ -20,6 +20,7 @@ from typing import Any
 from lsp_server import defaults
 from lsp_server.context.blocks import used_definitions
 from lsp_server.context.languages import comment, language_of
+from lsp_server.context.lines import DocumentLines
 from lsp_server.context.snippets import Snippet, SnippetSelector, SourceDoc
 from lsp_server.context.window import LineTokenCache, Window, build_window
 from lsp_server.engine.cache import SuggestionCache
@@ -38,6 +39,7 @@ from lsp_server.prompt.explain import (
     base_prompt,
     chat_prompt,
     strip_turns,
+    warm_chat_template,
 )
 from lsp_server.prompt.explain import should_stop as should_stop_explain
 from lsp_server.prompt.fim import (
@@ -88,6 +90,8 @@ class CompletionRequest:
 
     def split(self) -> tuple[str, str]:
         """The whole text before and after the cursor (keys for the suggestion cache)."""
+        if isinstance(self.lines, DocumentLines):  # two slices of the text, no line strings
+            return self.lines.split_at(self.line, self.column)
         line = self.lines[self.line] if self.line < len(self.lines) else ""
         col = min(self.column, len(line))
         before = "".join(self.lines[: self.line]) + line[:col]
@@ -587,6 +591,8 @@ class Assistant:
         cached = None if self.naive else self.cache.lookup(req.uri, prefix, suffix)
         if cached is not None:
             return Suggestion(cached, cached, None, 0, None, [], None, from_cache=True)
+        state = self.cache.key(req.uri, prefix, suffix)
+        del prefix, suffix  # not held while waiting: many requests may wait at once
         pool = self.worker if self.remote is None else self.remote_pool
         try:
             result = await pool.run(self.complete_job(req), lane="complete")
@@ -598,7 +604,7 @@ class Assistant:
         if result is not None:
             # A quick-window answer (no cross-file context) serves typed-ahead only: the same
             # state asked again after the warm-up deserves the full window's answer.
-            self.cache.store(req.uri, prefix, suffix, result.text, remember=result.warm is None)
+            self.cache.store_key(state, result.text, remember=result.warm is None)
             self._schedule_warm(result.warm)
         return result
 
@@ -631,21 +637,32 @@ class Assistant:
         self._touch()
         t0 = time.perf_counter()
         end = max(end, start + 1)
-        code_lines = list(lines[start:end])
-        definitions = used_definitions(lines, start, end)
+        n_lines = max(1, min(end, len(lines)) - start)
+        code_lines: list[str] = []  # at most what could fit the token budget, by characters
+        chars = 0
+        for i in range(start, min(end, len(lines))):
+            if chars > defaults.EXPLAIN_SNIPPET_TOKENS * defaults.MAX_CHARS_PER_TOKEN:
+                break
+            code_lines.append(lines[i])
+            chars += len(lines[i])
+        definitions = used_definitions(lines, start, start + max(1, len(code_lines)))
 
         def request(count: Callable[[str], int]) -> ExplainRequest:
             kept, note = code_lines, ""
             while len(kept) > 1 and count("".join(kept)) > defaults.EXPLAIN_SNIPPET_TOKENS:
                 kept = kept[: max(1, len(kept) * 3 // 4)]
-            if len(kept) < len(code_lines):
-                note = (f"(Only the first {len(kept)} of its {len(code_lines)} lines are shown.)")
+            if len(kept) < n_lines:
+                note = (f"(Only the first {len(kept)} of its {n_lines} lines are shown.)")
             return ExplainRequest("".join(kept), language_of(language, path), path or "untitled",
                                   definitions, note)
 
         if self.remote is not None:
             return await self._explain_remote(self.remote, request(self.remote.count), on_text,
-                                              cancel, t0, len(code_lines))
+                                              cancel, t0, n_lines)
+        loaded = self.worker.model
+        if loaded is not None and loaded.chat_template:  # a slow template must not hold the worker
+            await asyncio.to_thread(warm_chat_template, loaded.chat_template, loaded.bos_text,
+                                    loaded.eos_text)
 
         def setup(model: LoadedModel | None, _: threading.Event) -> tuple[list[int], bool]:
             if model is None:
@@ -679,7 +696,7 @@ class Assistant:
                 break
             if cancel.is_set():
                 raise Cancelled
-        return _explanation(text, truncated, t0, first_s or 0.0, len(generated), len(code_lines))
+        return _explanation(text, truncated, t0, first_s or 0.0, len(generated), n_lines)
 
     async def _explain_remote(self, remote: RemoteModel, req: ExplainRequest,
                               on_text: Callable[[str], None] | None, cancel: threading.Event,
@@ -690,8 +707,8 @@ class Assistant:
         vocab = remote.vocab
         if vocab is not None and vocab.chat_template:
             try:
-                before, code, after = chat_prompt(vocab.chat_template, req, vocab.bos_text,
-                                                  vocab.eos_text)
+                before, code, after = await asyncio.to_thread(
+                    chat_prompt, vocab.chat_template, req, vocab.bos_text, vocab.eos_text)
             except Exception as exc:
                 log.warning("chat template failed (%s); using the plain preamble", exc)
         prompt = before + "".join(remote.tokenize(code)) + after
@@ -730,6 +747,19 @@ class Assistant:
             "cacheHits": self.cache.hits, "typedAheadHits": self.cache.typed_ahead_hits,
             "naive": self.naive,
         }
+
+    async def aclose(self) -> None:
+        """Stop everything and free the model now (a network session ended; the process lives
+        on for the next client, so the weights must not wait for garbage collection)."""
+        self.worker.cancel_all()
+        fut, _ = self.worker.submit(lambda model, cancel: self.worker.set_model(None))
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(fut), defaults.CLIENT_REQUEST_TIMEOUT_S)
+        except Exception:
+            log.warning("the model was not freed in time", exc_info=True)
+        for task in list(self._tasks):
+            task.cancel()
+        self.shutdown()
 
     def shutdown(self) -> None:
         for timer in (self._warm_timer, self._idle_timer):
@@ -771,6 +801,8 @@ class Explanation:
 def _explanation(text: str, truncated: bool, t0: float, first_s: float, tokens: int,
                  n_lines: int) -> Explanation:
     answer = strip_turns(text)
+    if len(answer) > defaults.EXPLANATION_MAX_CHARS:
+        answer = answer[: defaults.EXPLANATION_MAX_CHARS] + "\n\n_(cut: the explanation was too long)_"
     if truncated:
         answer += "\n\n_(The code was long: only its first part was explained.)_"
     total = time.perf_counter() - t0

@@ -8,7 +8,9 @@ for ``window/showMessage``.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,7 @@ from typing import Any
 import platformdirs
 
 from lsp_server import defaults
+from lsp_server.files import FileRefused, read_bounded
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class Settings:
     endpoint: str | None = None
     api_key_env: str | None = None
     memory_policy: str = "refuse"  # or "shrink": lower the context when memory is short
+    exclude: tuple[str, ...] = ()  # the user's own globs of files never used nor completed
+    gitignore: bool = False  # also exclude what the workspace's .gitignore matches
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -67,6 +72,54 @@ def _string(v: Any) -> str:
     return v.strip()
 
 
+# Only variables named for this tool: any wider pattern (`*_API_KEY`, `*_TOKEN`) admits other
+# tools' credentials (OPENAI_API_KEY, GITHUB_TOKEN, AWS_SESSION_TOKEN…), and a list of names to
+# refuse is never complete. A setting from a cloned repository can then read nothing else.
+API_KEY_ENV = re.compile(r"STARCODER_[A-Z0-9_]{1,64}")
+
+
+def _api_key_env(v: Any) -> str:
+    name = _string(v)
+    if not API_KEY_ENV.fullmatch(name):
+        raise ValueError("must be the name of an environment variable that starts with "
+                         "STARCODER_ (e.g. STARCODER_API_KEY: `export STARCODER_API_KEY=…`); "
+                         "other variables hold other tools' secrets and are never read")
+    return name
+
+
+def _endpoint(v: Any) -> str:
+    text = _string(v)
+    if any(ord(c) < 33 or c == "\x7f" for c in text):
+        raise ValueError("must be a URL without spaces or control characters")
+    parts = urllib.parse.urlsplit(text if "://" in text else "http://" + text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if "@" in parts.netloc:
+        raise ValueError("must not contain a user name or password (put the key in the "
+                         "environment variable that starcoder.apiKeyEnv names)")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+    return text
+
+
+def _globs(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list | tuple) or not all(isinstance(g, str) for g in v):
+        raise ValueError("must be a list of glob patterns (strings)")
+    globs = tuple(g.strip() for g in v if g.strip())
+    if len(globs) > defaults.MAX_EXCLUDE_GLOBS or any(
+            len(g) > defaults.MAX_GLOB_CHARS or "\x00" in g for g in globs):
+        raise ValueError(f"takes at most {defaults.MAX_EXCLUDE_GLOBS} patterns of at most "
+                         f"{defaults.MAX_GLOB_CHARS} characters")
+    return globs
+
+
+def redact_url(text: str) -> str:
+    """`text` with any user name or password of a URL in it replaced (for messages and logs)."""
+    return re.sub(r"(?<=://)[^/@\s]*@", "***@", text)
+
+
 def _bool(v: Any) -> bool:
     if not isinstance(v, bool):
         raise ValueError("must be true or false")
@@ -94,10 +147,15 @@ _FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "enable": ("enable", _bool),
     "idleUnloadMinutes": ("idle_unload_minutes", _float_range(0.0, 7 * 24 * 60)),
     "backend": ("backend", _choice("local", "llama-server", "openai")),
-    "endpoint": ("endpoint", _string),
-    "apiKeyEnv": ("api_key_env", _string),
+    "endpoint": ("endpoint", _endpoint),
+    "apiKeyEnv": ("api_key_env", _api_key_env),
     "memoryPolicy": ("memory_policy", _choice("refuse", "shrink")),
+    "exclude": ("exclude", _globs),
+    "gitignore": ("gitignore", _bool),
 }
+
+
+_REMOTE_KEYS = frozenset({"backend", "endpoint", "apiKeyEnv"})
 
 
 def merge(base: Settings, raw: Any) -> tuple[Settings, list[str]]:
@@ -110,6 +168,7 @@ def merge(base: Settings, raw: Any) -> tuple[Settings, list[str]]:
         return base, [f"settings must be an object, got {type(raw).__name__}"]
     changes: dict[str, Any] = {}
     problems: list[str] = []
+    refused: set[str] = set()
     fresh = Settings()
     for key, value in raw.items():
         if key not in _FIELDS:
@@ -121,7 +180,17 @@ def merge(base: Settings, raw: Any) -> tuple[Settings, list[str]]:
         try:
             changes[name] = check(value)
         except ValueError as exc:
-            problems.append(f"starcoder.{key} {exc} (got {value!r}); keeping {getattr(base, name)!r}")
+            got = redact_url(repr(value))[:200]
+            kept = redact_url(repr(getattr(base, name)))
+            problems.append(f"starcoder.{key} {exc} (got {got}); keeping {kept}")
+            refused.add(key)
+    if refused & _REMOTE_KEYS:
+        # They only make sense together: a refused key name with an accepted endpoint would
+        # still send code (and maybe another key) somewhere. Nothing is contacted on their basis.
+        for key in _REMOTE_KEYS:
+            changes.pop(_FIELDS[key][0], None)
+        problems.append("the remote engine settings (backend, endpoint, apiKeyEnv) were not "
+                        "changed because one of them was refused")
     return base.replace(**changes), problems
 
 
@@ -138,12 +207,12 @@ def user_settings_path() -> Path:
 def load_user_settings(base: Settings) -> tuple[Settings, list[str]]:
     """Apply the user's settings file (camelCase keys, optionally under [starcoder]) to `base`."""
     path = user_settings_path()
-    if not path.is_file():
-        return base, []
     try:
-        with path.open("rb") as fh:
-            raw = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raw = tomllib.loads(read_bounded(path, defaults.MAX_CONFIG_FILE_BYTES,
+                                         "settings file").decode("utf-8"))
+    except FileNotFoundError:
+        return base, []
+    except (OSError, FileRefused, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         return base, [f"{path}: {exc}; ignored"]
     settings, problems = merge(base, raw)
     return settings, [f"{path}: {p}" for p in problems]

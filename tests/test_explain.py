@@ -93,6 +93,49 @@ def test_chat_template_is_sandboxed() -> None:
         chat_prompt(evil, ExplainRequest("x", "python", "a.py"), "", "")
 
 
+@pytest.mark.parametrize(("template", "why"), [
+    ("{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}", "took over"),
+    ("{{ 'x' * 10**10 }}", "MemoryError"),
+    ("{{ 'x'|center(4000000000) }}", "MemoryError|OverflowError"),
+    ("{{ 'ab' * 100000 }}", "more than"),
+])
+def test_a_hostile_chat_template_is_bounded(template: str, why: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nested loops, huge strings: the child is killed or fails, the server is untouched."""
+    import time
+
+    from lsp_server import defaults
+    from lsp_server.prompt.template import TemplateError
+
+    monkeypatch.setattr(defaults, "CHAT_TEMPLATE_TIMEOUT_S", 4.0)
+    t0 = time.monotonic()
+    with pytest.raises(TemplateError, match=why):
+        chat_prompt(template, ExplainRequest("x", "python", "a.py"), "", "")
+    assert time.monotonic() - t0 < 8
+    t0 = time.monotonic()
+    with pytest.raises(TemplateError):  # the failure is remembered: no second wait
+        chat_prompt(template, ExplainRequest("y", "python", "b.py"), "", "")
+    assert time.monotonic() - t0 < 0.5
+
+
+def test_the_template_child_never_sees_user_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+
+    seen: list[str] = []
+    real = subprocess.run
+
+    def spy(argv: list[str], **kw: object) -> object:
+        seen.append(str(kw.get("input")))
+        assert argv[1] == "-I" and kw.get("cwd")
+        return real(argv, **kw)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(subprocess, "run", spy)
+    template = "{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}<|a|>"
+    _, code, _ = chat_prompt(template, ExplainRequest("SECRET_CODE = 1", "python",
+                                                     "z.py"), "", "")
+    assert "SECRET_CODE" in code and seen and all("SECRET_CODE" not in s for s in seen)
+
+
 # --- over LSP, tiny model (protocol) -----------------------------------------------------------------
 async def test_actions_for_selection_and_enclosing_function(preset: str, tiny_starcoder: Path
                                                             ) -> None:

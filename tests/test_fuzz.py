@@ -131,14 +131,16 @@ async def test_notifications_leave_nothing_behind() -> None:
 
 
 def test_document_limits_per_file_and_in_total(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process: the per-document and total limits, their messages, and re-admission."""
+    """In-process: the per-document and total (memory) limits, their messages, and re-admission."""
     from pygls.workspace import Workspace
 
+    from lsp_server.protocol.documents import document_memory
     from lsp_server.protocol.server import create_server
     from lsp_server.settings import Settings
 
+    mem = document_memory
     monkeypatch.setattr(defaults, "MAX_DOCUMENT_BYTES", 800)
-    monkeypatch.setattr(defaults, "MAX_TOTAL_DOCUMENT_BYTES", 1000)
+    monkeypatch.setattr(defaults, "MAX_DOCUMENT_MEMORY_BYTES", mem("a" * 500) + mem("b" * 400) + 100)
     proto = create_server(Settings()).protocol
     told: list[str] = []
     proto.on_too_large = told.append
@@ -154,22 +156,57 @@ def test_document_limits_per_file_and_in_total(monkeypatch: pytest.MonkeyPatch) 
 
     did_open("a.py", "a" * 500)
     did_open("b.py", "b" * 400)
-    assert proto.kept_total == 900
-    did_open("c.py", "c" * 200)  # 1,100 in total
-    assert proto.open_document("file:///c.py") is None and "already hold" in told[-1]
+    assert proto.kept_total == mem("a" * 500) + mem("b" * 400)
+    did_open("c.py", "c" * 200)  # past the memory limit
+    assert proto.open_document("file:///c.py") is None and "already take" in told[-1]
     did_open("d.py", "d" * 900)  # over the per-file limit
     assert proto.open_document("file:///d.py") is None and "d.py is larger than" in told[-1]
     here = types.Position(0, 0)
     did_change("a.py", types.TextDocumentContentChangePartial(types.Range(here, here), "x" * 150))
     assert proto.open_document("file:///a.py") is None and "a.py is not kept" in told[-1]
-    assert proto.kept_total == 400 and len(told) == 3
+    assert proto.kept_total == mem("b" * 400) and len(told) == 3
     did_change("a.py", types.TextDocumentContentChangePartial(types.Range(here, here), "y"))
     assert len(told) == 3  # told once per document
     list(proto.lsp_text_document__did_close(types.DidCloseTextDocumentParams(
         types.TextDocumentIdentifier("file:///b.py"))))
     did_change("a.py", types.TextDocumentContentChangeWholeDocument("z" * 300))  # fits again
     doc = proto.open_document("file:///a.py")
-    assert doc is not None and doc.source == "z" * 300 and proto.kept_total == 300
+    assert doc is not None and doc.source == "z" * 300 and proto.kept_total == mem("z" * 300)
+    # Memory, not characters: 300 emoji take four times the memory of 300 ASCII letters.
+    assert mem("😀" * 300) > 3 * mem("z" * 300) - 100
+
+
+def test_incremental_edits_are_spliced_exactly_as_pygls_applies_them() -> None:
+    """The line-index splice gives pygls' own result for every edit, out-of-range and reversed
+    ranges and astral characters (UTF-16 positions) included."""
+    import random
+
+    from pygls.workspace import TextDocument
+
+    from lsp_server.protocol.documents import FastPositionCodec
+    from lsp_server.protocol.server import create_server
+    from lsp_server.settings import Settings
+
+    proto = create_server(Settings()).protocol
+    rng = random.Random(11)
+    alphabet = ["a", "bc", "😀", "é", "\n", "\r\n", "\r", "\u2028", " "]
+    codec = FastPositionCodec(types.PositionEncodingKind.Utf16)
+    for trial in range(4000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        ours = TextDocument(f"file:///splice{trial % 7}.py", text, position_codec=codec)
+        ref = TextDocument("file:///ref.py", text, position_codec=codec)
+        for _ in range(3):
+            pos = [types.Position(rng.randint(0, 6), rng.randint(0, 7)) for _ in range(2)]
+            if rng.random() < 0.8:
+                pos.sort(key=lambda p: (p.line, p.character))
+            change = types.TextDocumentContentChangePartial(
+                types.Range(*pos), "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 3))))
+            try:
+                ref.apply_change(change)
+            except Exception:
+                break  # pygls fails on it: our handler logs and drops such an edit too
+            proto._apply(ours, change)
+            assert ours.source == ref.source, (text, change)
 
 
 # --- the server over raw stdio -----------------------------------------------------------------
@@ -459,9 +496,11 @@ def test_tcp_transport_uses_the_same_framing(tiny_starcoder: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    token = "t" * 32  # listeners take their token from the environment too
     proc = subprocess.Popen([sys.executable, "-m", "lsp_server", "serve", "--tcp",
                              f"127.0.0.1:{port}", "--model", str(tiny_starcoder), "--threads", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "STARCODER_LSP_TOKEN": token})
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -474,7 +513,8 @@ def test_tcp_transport_uses_the_same_framing(tiny_starcoder: Path) -> None:
         with conn:
             conn.sendall(b"Content-Length: x\r\n\r\n{}" + encode({
                 "jsonrpc": "2.0", "id": 1, "method": "initialize",
-                "params": {"processId": None, "rootUri": None, "capabilities": {}}}) + encode(
+                "params": {"processId": None, "rootUri": None, "capabilities": {},
+                           "initializationOptions": {"token": token}}}) + encode(
                 {"jsonrpc": "2.0", "id": 2, "method": "no/such"}))
             data = b""
             while data.count(b"Content-Length") < 2:

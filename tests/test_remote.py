@@ -50,6 +50,7 @@ from lsp_server.engine.worker import CancelFlag
 from lsp_server.models.catalog import load_catalog
 from lsp_server.prompt.fim import build_prompt, prompt_text
 from tests.conftest import lsp_session
+from tests.ports import free_port
 from tests.test_lsp_qwen import FIB
 
 KEY_ENV = "STARCODER_TEST_ENGINE_KEY"
@@ -162,7 +163,7 @@ class FakeServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, handler: Handler) -> None:
-        super().__init__(("127.0.0.1", 0), FakeHandler)
+        super().__init__(("127.0.0.1", free_port()), FakeHandler)
         self.handler = handler
         self.seen = Seen()
 
@@ -392,12 +393,6 @@ def test_should_stop_closes_the_stream_early() -> None:
 
 
 # --- a real engine: llama-cpp-python's OpenAI-compatible server ------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Engine:
     """`python -m llama_cpp.server` on 127.0.0.1, one thread, small context, log kept in a file."""
 
@@ -621,7 +616,7 @@ class Proxy(socketserver.ThreadingTCPServer):
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.conns: list[dict[str, Any]] = []
-        super().__init__(("127.0.0.1", 0), _Relay)
+        super().__init__(("127.0.0.1", free_port()), _Relay)
 
     @property
     def url(self) -> str:
@@ -767,3 +762,42 @@ async def _check_cancel_and_supersede(which: str, gguf: Path, engine: Engine,
             third = proxy.completions()[2]
             await _wait(lambda: third["client_closed"] is not None
                         or third["engine_closed"] is not None, 5, "the last stream to close")
+
+
+# --- bounds on what an engine may send (issue 15) -----------------------------------------------------
+def test_an_engine_cannot_fill_our_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lsp_server import defaults
+
+    monkeypatch.setattr(defaults, "REMOTE_MAX_JSON_BYTES", 1000)
+    monkeypatch.setattr(defaults, "REMOTE_MAX_LINE_BYTES", 500)
+    monkeypatch.setattr(defaults, "REMOTE_MAX_STREAM_BYTES", 5000)
+    monkeypatch.setattr(defaults, "REMOTE_MAX_STREAM_EVENTS", 50)
+    monkeypatch.setattr(defaults, "REMOTE_MAX_TEXT_CHARS", 300)
+
+    def handler(h: FakeHandler, path: str, body: Any) -> None:
+        if path.endswith("/models"):
+            h.json(200, {"data": [{"id": "x" * 2000}]})
+        elif path.endswith("/longline"):
+            h.send_response(200)
+            h.end_headers()
+            h.wfile.write(b"data: " + b"x" * 10_000)  # never a newline
+        elif path.endswith("/endless"):
+            h.sse([{"choices": [{"text": "", "finish_reason": None}]}] * 400)  # empty, forever
+        elif path.endswith("/huge"):
+            h.sse([{"choices": [{"text": "y" * 100, "finish_reason": None}]}] * 40)
+        else:
+            h.sse([{"choices": [{"text": "z" * 90, "finish_reason": None}]}] * 20)
+
+    with fake_engine(handler) as srv:
+        client = RemoteClient(OPENAI, srv.url + "/v1", None, Limits(retries=0), sleep=no_sleep)
+        with pytest.raises(RemoteError, match="answered more than 1000 bytes"):
+            client.get_json("models")
+        with pytest.raises(RemoteError, match="past the size limits"):
+            list(client.stream("longline", {}, CancelFlag()))
+        with pytest.raises(RemoteError, match="streamed past the limits"):
+            list(client.stream("endless", {}, CancelFlag()))
+        with pytest.raises(RemoteError, match="past the size limits"):
+            list(client.stream("huge", {}, CancelFlag()))
+        model = RemoteModel(client, family("starcoder"), 1024)
+        gen = model.stream_text("text", {}, CancelFlag(), stops=())
+        assert len(gen.text) == 300 and gen.stop_reason == "max_tokens"

@@ -2,8 +2,10 @@
 
 - No network at runtime: a server under an audit hook that refuses every socket serves
   completions, code actions and an explanation without a single attempt.
-- No shell and no user text in a subprocess: the only subprocess is `pip download` of catalogue
-  names, which models.toml validation keeps to plain project names and versions.
+- No shell and no user text in a subprocess: the only subprocesses are `pip download` of catalogue
+  names, which models.toml validation keeps to plain project names and versions, and the chat
+  template renderer (the model's template, never the user's code); both run `python -I` in a
+  working directory of their own.
 - Client-supplied paths are not trusted: documents the client did not open are never read from
   disk (a FIFO would hang the server), and showDocument only ever names a file the server wrote in
   its own folder, under a name the client does not choose.
@@ -17,6 +19,7 @@ import ast
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +93,15 @@ def test_no_shell_and_no_user_text_in_subprocesses() -> None:
                                                           "asyncio.create_subprocess_exec",
                                                           "asyncio.create_subprocess_shell"}:
                 spawning.setdefault(rel, []).append(name)
-    # The one subprocess: `pip download` of a catalogue entry, run from an argv list.
-    assert spawning == {"lsp_server/models/store.py": ["subprocess.run"]}, spawning
+    # `pip download` of a catalogue entry and the chat-template renderer, from argv lists.
+    assert spawning == {"lsp_server/models/store.py": ["subprocess.run"],
+                        "lsp_server/prompt/template.py": ["subprocess.run"]}, spawning
+    for rel in spawning:
+        source = (PACKAGE.parent / rel).read_text(encoding="utf-8")
+        for name, call in _calls(ast.parse(source)):
+            if name == "subprocess.run":
+                assert any(kw.arg == "cwd" for kw in call.keywords), f"{rel}: no explicit cwd"
+        assert '"-I"' in source, f"{rel}: not python -I"
 
 
 @pytest.mark.parametrize(("package", "version", "expected"), [
@@ -181,3 +191,24 @@ def test_show_document_names_only_files_the_server_wrote(tmp_path: Path,
         assert lsp_server_module._is_our_output(str(path))
     assert not lsp_server_module._is_our_output(str(folder / ".." / "x.md"))
     assert not lsp_server_module._is_our_output("/etc/passwd")
+
+
+def test_explanation_files_are_pruned(tmp_path: Path) -> None:
+    """The folder keeps the newest files only; nothing but our own files is ever touched."""
+    from lsp_server.protocol import explanations
+
+    folder = tmp_path / "explanations"
+    (tmp_path / "explanations").mkdir()
+    other = folder / "notes.md"
+    other.write_text("not ours")
+    now = time.time()
+    for n in range(60):
+        path = explanations.write(folder, f"file:///a{n}.py", f"It does {n}." + "x" * 10**6)
+        os.utime(path, (now - 1000 + n, now - 1000 + n))  # older first
+    old = folder / "explanation-0000000000000000.md"
+    old.write_text("stale")
+    os.utime(old, (1, 1))
+    newest = explanations.write(folder, "file:///z.py", "Now.")
+    kept = sorted(folder.glob("explanation-*.md"))
+    assert newest in kept and len(kept) == 50 and not old.exists() and other.exists()
+    assert all(p.stat().st_size < 40_000 for p in kept)  # explanations are cut too

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from lsp_server.context.languages import comment, language_of
 from lsp_server.context.snippets import RecentDocuments, SnippetSelector, SourceDoc, chunk_lines
 
@@ -95,3 +97,32 @@ def test_other_languages_are_not_context_and_module_names_match() -> None:
     lines = ["from plugins import registry\n", "\n", "registry.\n"]
     snips = sel.select("file:///p/app.py", 2, lines, [go, registry], 1000, count, "python")
     assert [s.path for s in snips] == ["plugins/registry.py"]
+
+
+def test_the_cross_file_index_stays_within_its_memory_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Documents past the index budget (or too large for context) are left out, not indexed."""
+    from lsp_server import defaults
+
+    big = SourceDoc("file:///p/big.py", "big.py", "x = 1\n" * (defaults.SNIPPET_DOC_MAX_CHARS // 5),
+                    "python")
+    sel = SnippetSelector(max_index_bytes=50_000)
+    many = [SourceDoc(f"file:///p/f{i}.py", f"f{i}.py", SHIPPING.text, "python") for i in range(40)]
+    snips = sel.select("file:///p/main.py", 3, CURRENT, [big, *many], 2000, count)
+    assert snips and all(s.path != "big.py" for s in snips)
+    indexed = sum(size for _, _, size in sel._chunks.values())
+    assert indexed <= 50_000 and 0 < len(sel._chunks) < 40
+    # Asked again: the left-out documents are not chunked again for every request.
+    monkeypatch.setattr("lsp_server.context.snippets.chunk_lines",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("re-chunked")))
+    sel.select("file:///p/main.py", 3 + defaults.SNIPPET_REFRESH_LINES, CURRENT, [big, *many],
+               2000, count)
+
+
+def test_recent_documents_are_bounded_in_memory() -> None:
+    recent = RecentDocuments(max_docs=100, max_bytes=10_000)
+    for i in range(10):
+        recent.remember(SourceDoc(f"file:///r{i}.py", f"r{i}.py", "y" * 3000, "python"))
+    kept = recent.docs()
+    assert len(kept) == 3 and kept[-1].uri == "file:///r9.py"  # the newest, within 10,000 bytes
+    recent.remember(SourceDoc("file:///huge.py", "huge.py", "z" * 20_000, "python"))
+    assert all(d.uri != "file:///huge.py" for d in recent.docs())

@@ -24,6 +24,7 @@ from lsp_server.models import store
 from lsp_server.models.catalog import Catalog, bundled_catalog_path, load_catalog
 from lsp_server.models.commands import add_models_parser, run_models
 from lsp_server.models.spec import ModelSpec, Source
+from tests.ports import free_port
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 QWEN_SHA = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
@@ -121,7 +122,7 @@ def _handler(hub: FakeHub) -> type[http.server.BaseHTTPRequestHandler]:
 @pytest.fixture
 def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
     fake = FakeHub()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), _handler(fake))
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -447,3 +448,71 @@ def test_models_commands_pull_path_verify(
 
 def test_run_models_reports_a_bad_namespace() -> None:
     assert run_models(argparse.Namespace(models_command="frobnicate", models_file=None)) == 1
+
+
+# --- trust on first use (Hub files without a pinned sha256) ---------------------------------------
+
+BODY2 = b"GGUF" + bytes(range(255, -1, -1)) * 2000  # the "same" file, changed upstream
+
+
+def test_first_pull_is_trusted_and_a_changed_upstream_file_is_refused(
+    hub: FakeHub, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = "/bigcode-test/tiny-GGUF/resolve/main/tiny.Q4.gguf"
+    hub.add("bigcode-test/tiny-GGUF", "tiny.Q4.gguf", BODY)
+    spec = hf_spec()
+    path = store.pull(spec, cache_dir=tmp_path)
+    trust = json.loads((tmp_path / store.TRUST_FILE).read_text())
+    record = trust[spec.source.identity()]
+    assert (record["sha256"], record["size"], record["model"]) == (sha(BODY), len(BODY), "tiny")
+    # The repository now serves another file (with a matching LFS hash: the Hub is consistent).
+    hub.files[key], hub.etags[key] = BODY2, sha(BODY2)
+    path.unlink()
+    with pytest.raises(store.PullError, match=r"not the file first pulled .*--accept-new") as err:
+        store.pull(spec, cache_dir=tmp_path)
+    assert "sha256 " + sha(BODY)[:16] in str(err.value) and sha(BODY2)[:16] in str(err.value)
+    aside = path.with_name(path.name + ".new")
+    assert not path.exists() and aside.read_bytes() == BODY2
+    assert not store.is_verified(spec, cache_dir=tmp_path)
+    # The user looks, then accepts it: it becomes the model's file and the new trusted one.
+    assert store.verify(spec, cache_dir=tmp_path, accept_new=True) == path
+    assert path.read_bytes() == BODY2 and not aside.exists()
+    assert store.verify(spec, cache_dir=tmp_path) == path and store.is_verified(spec, cache_dir=tmp_path)
+    trust = json.loads((tmp_path / store.TRUST_FILE).read_text())
+    assert trust[spec.source.identity()]["sha256"] == sha(BODY2)
+    # Through the CLI as the message says (a models file naming the same source, no sha256).
+    monkeypatch.setenv("STARCODER_LSP_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    models = tmp_path / "extra.toml"
+    models.write_text("[models.tiny]\nfamily = 'starcoder'\ncontext_length = 8192\n"
+                      "source = { kind = 'hf', repo = 'bigcode-test/tiny-GGUF', "
+                      "file = 'tiny.Q4.gguf' }\n")
+    hub.files[key], hub.etags[key] = BODY, sha(BODY)
+    path.unlink()
+    assert run_cli("models", "pull", "tiny", "--models-file", str(models)) == 1
+    assert "--accept-new" in capsys.readouterr().err and aside.is_file()
+    assert run_cli("models", "verify", "tiny", "--models-file", str(models), "--accept-new") == 0
+    assert capsys.readouterr().out.strip() == f"ACCEPTED tiny {path}"
+    assert path.read_bytes() == BODY
+
+
+def test_a_local_file_that_differs_from_the_trusted_one_is_refused_then_pulled_again(
+    hub: FakeHub, tmp_path: Path
+) -> None:
+    hub.add("bigcode-test/tiny-GGUF", "tiny.Q4.gguf", BODY)
+    spec = hf_spec()
+    path = store.pull(spec, cache_dir=tmp_path)
+    path.write_bytes(BODY2)  # replaced in place (another program, a swapped cache)
+    with pytest.raises(store.PullError, match=r"not the file first pulled .*--accept-new"):
+        store.verify(spec, cache_dir=tmp_path)
+    assert store.ensure(spec, cache_dir=tmp_path).read_bytes() == BODY  # the trusted file again
+
+
+def test_pinned_entries_have_nothing_to_accept(hub: FakeHub, tmp_path: Path) -> None:
+    hub.add("bigcode-test/tiny-GGUF", "tiny.Q4.gguf", BODY)
+    spec = hf_spec(sha256=sha(BODY))
+    store.pull(spec, cache_dir=tmp_path)
+    with pytest.raises(store.PullError, match=r"pinned in models\.toml"):
+        store.verify(spec, cache_dir=tmp_path, accept_new=True)
+    assert not (tmp_path / store.TRUST_FILE).exists()  # pinned: no trust record needed

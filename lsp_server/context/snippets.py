@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -113,18 +114,24 @@ def language_group(language: str) -> str:
 
 
 class RecentDocuments:
-    """Recently closed buffers, kept for a while: users flip between files."""
+    """Recently closed buffers, kept for a while: users flip between files. Bounded in number and
+    in memory (their text is no longer counted with the open documents)."""
 
     def __init__(self, max_docs: int = defaults.RECENT_DOCS_MAX,
-                 max_age_s: float = defaults.RECENT_DOCS_MAX_AGE_S) -> None:
+                 max_age_s: float = defaults.RECENT_DOCS_MAX_AGE_S,
+                 max_bytes: int = defaults.RECENT_DOCS_MAX_BYTES) -> None:
         self._docs: OrderedDict[str, tuple[float, SourceDoc]] = OrderedDict()
-        self._max_docs, self._max_age = max_docs, max_age_s
+        self._max_docs, self._max_age, self._max_bytes = max_docs, max_age_s, max_bytes
 
     def remember(self, doc: SourceDoc) -> None:
         self._docs.pop(doc.uri, None)
+        if sys.getsizeof(doc.text) > self._max_bytes:
+            return
         self._docs[doc.uri] = (time.monotonic(), doc)
-        while len(self._docs) > self._max_docs:
-            self._docs.popitem(last=False)
+        total = sum(sys.getsizeof(d.text) for _, d in self._docs.values())
+        while len(self._docs) > self._max_docs or total > self._max_bytes:
+            _, (_, gone) = self._docs.popitem(last=False)
+            total -= sys.getsizeof(gone.text)
 
     def forget(self, uri: str) -> None:
         self._docs.pop(uri, None)
@@ -144,21 +151,51 @@ class _Selection:
     snippets: list[Snippet] = field(default_factory=list)
 
 
+def _memory(chunks: Sequence[_Chunk]) -> int:
+    """Bytes the chunks hold: their text, their identifier sets and the names in them."""
+    total = sys.getsizeof(chunks)
+    for ch in chunks:
+        total += 64 + sys.getsizeof(ch.text) + sys.getsizeof(ch.idents)
+        total += sum(sys.getsizeof(name) for name in ch.idents)
+    return total
+
+
 class SnippetSelector:
     """Chooses snippets for a cursor position, sticky across keystrokes (see module doc)."""
 
-    def __init__(self) -> None:
-        self._chunks: dict[str, tuple[int, list[_Chunk]]] = {}  # uri -> (hash of text, chunks)
+    def __init__(self, max_index_bytes: int = defaults.SNIPPET_INDEX_MAX_BYTES) -> None:
+        # uri -> (hash of text, chunks, their memory)
+        self._chunks: dict[str, tuple[int, list[_Chunk], int]] = {}
         self._last: dict[str, _Selection] = {}  # current uri -> last selection
         self._token_counts: dict[str, int] = {}
+        self._max_index = max_index_bytes
+        self._skipped: dict[str, int] = {}  # uri -> hash of a text left out for the budget
 
-    def _chunks_of(self, doc: SourceDoc) -> list[_Chunk]:
+    def _chunks_of(self, doc: SourceDoc) -> tuple[list[_Chunk], int]:
         h = hash(doc.text)
         cached = self._chunks.get(doc.uri)
         if cached is None or cached[0] != h:
-            cached = (h, chunk_lines(doc.text, extra=frozenset(path_names(doc.path))))
+            chunks = chunk_lines(doc.text, extra=frozenset(path_names(doc.path)))
+            cached = (h, chunks, _memory(chunks))
             self._chunks[doc.uri] = cached
-        return cached[1]
+        return cached[1], cached[2]
+
+    def _indexed(self, others: Sequence[SourceDoc]) -> list[tuple[SourceDoc, list[_Chunk]]]:
+        """The documents' chunks, in their order, within the index's memory budget: a document
+        too large for context (generated code, data) or past the budget is left out."""
+        out, used = [], 0
+        for doc in others:
+            if len(doc.text) > defaults.SNIPPET_DOC_MAX_CHARS or (
+                    self._skipped.get(doc.uri) == hash(doc.text)):
+                continue
+            chunks, size = self._chunks_of(doc)
+            if used + size > self._max_index:
+                del self._chunks[doc.uri]  # not kept, and not rebuilt per request either
+                self._skipped[doc.uri] = hash(doc.text)
+                continue
+            used += size
+            out.append((doc, chunks))
+        return out
 
     def select(
         self,
@@ -175,6 +212,8 @@ class SnippetSelector:
         live = {d.uri for d in others}
         for gone in [u for u in self._chunks if u not in live]:  # closed and forgotten: free it
             del self._chunks[gone]
+        if any(u not in live for u in self._skipped):  # room may have freed up: try them again
+            self._skipped.clear()
         others = [d for d in others if d.uri != current_uri and d.text.strip()
                   and (not group or language_group(d.language) in (group, ""))]
         if budget <= 0 or not others:
@@ -192,8 +231,8 @@ class SnippetSelector:
         query = identifiers(around)
         window_lines = {ln.strip() for ln in near if ln.strip()}
         ranked: list[tuple[float, SourceDoc, _Chunk]] = []
-        for doc in others:
-            for ch in self._chunks_of(doc):
+        for doc, chunks in self._indexed(others):
+            for ch in chunks:
                 if not ch.idents or not query:
                     continue
                 score = len(ch.idents & query) / len(ch.idents | query)

@@ -25,6 +25,11 @@ class _Last:
     text: str
 
 
+# (uri, len(prefix), hash(prefix), hash(suffix)): a state without the texts themselves, so a
+# request waiting for the model holds a few integers, not two copies of a 4 MB document.
+StateKey = tuple[str, int, int, int]
+
+
 class SuggestionCache:
     def __init__(self, max_entries: int = defaults.SUGGESTION_CACHE_ENTRIES) -> None:
         self._last: OrderedDict[str, _Last] = OrderedDict()
@@ -34,14 +39,14 @@ class SuggestionCache:
         self.typed_ahead_hits = 0
 
     @staticmethod
-    def _key(uri: str, prefix: str, suffix: str) -> tuple[str, int, int, int]:
+    def key(uri: str, prefix: str, suffix: str) -> StateKey:
         return (uri, len(prefix), hash(prefix), hash(suffix))
 
     def lookup(self, uri: str, prefix: str, suffix: str) -> str | None:
         """The suggestion for this state, if it is known without running the model."""
-        text = self._lru.get(self._key(uri, prefix, suffix))
+        text = self._lru.get(self.key(uri, prefix, suffix))
         if text is not None:
-            self._lru.move_to_end(self._key(uri, prefix, suffix))
+            self._lru.move_to_end(self.key(uri, prefix, suffix))
             self.hits += 1
             return text
         last = self._last.get(uri)
@@ -56,15 +61,19 @@ class SuggestionCache:
 
     def store(self, uri: str, prefix: str, suffix: str, text: str, remember: bool = True) -> None:
         """Keep `text` for typed-ahead; with `remember`, also for this exact state (LRU)."""
+        self.store_key(self.key(uri, prefix, suffix), text, remember)
+
+    def store_key(self, key: StateKey, text: str, remember: bool = True) -> None:
+        """`store` for a state known by its `key`."""
         if not text:
             return
-        self._last[uri] = _Last(len(prefix), hash(prefix), hash(suffix), text)
+        uri, prefix_len, prefix_hash, suffix_hash = key
+        self._last[uri] = _Last(prefix_len, prefix_hash, suffix_hash, text)
         self._last.move_to_end(uri)
         while len(self._last) > self._max:
             self._last.popitem(last=False)
         if not remember:
             return
-        key = self._key(uri, prefix, suffix)
         self._lru[key] = text
         self._lru.move_to_end(key)
         while len(self._lru) > self._max:

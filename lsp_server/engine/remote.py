@@ -7,8 +7,10 @@ read line by line from a socket we own, so a superseded or cancelled request shu
 from the event loop's thread (`CancelFlag.on_set`); the engine sees the disconnect at its next token
 and stops generating (llama-server, vLLM and llama-cpp-python's server all check). No new dependency.
 
-The API key is read from the environment variable the `apiKeyEnv` setting names, at request time,
-and only ever goes into the `Authorization` header: never into a log, a status or an error message.
+The API key is read from the environment variable the `apiKeyEnv` setting names (only a
+`STARCODER_*` name, checked again here), at request time, and only ever goes into the
+`Authorization` header: never into a log, a status or an error message. Over plain `http` it is
+sent only to a loopback engine: anywhere else anyone on the path could read it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from lsp_server import defaults
 from lsp_server.engine.generate import Cancelled, Generation
 from lsp_server.engine.worker import CancelFlag
+from lsp_server.hosts import is_loopback
 from lsp_server.prompt.fim import FimIds
+from lsp_server.settings import API_KEY_ENV
 
 if TYPE_CHECKING:
     from lsp_server.models.spec import Family
@@ -234,7 +238,19 @@ class RemoteClient:
                  sleep: Callable[[float, threading.Event | None], None] | None = None) -> None:
         self.flavour = flavour
         self.root = api_root(endpoint, flavour)
+        if api_key_env is not None and not API_KEY_ENV.fullmatch(api_key_env):
+            raise RemoteError(f"starcoder.apiKeyEnv {api_key_env!r} is refused: only variables "
+                              "named STARCODER_… are read")
+        parts = urllib.parse.urlsplit(self.root)
+        if "@" in parts.netloc:
+            raise RemoteError("starcoder.endpoint must not contain a user name or password")
         self.api_key_env = api_key_env
+        # Why the key is not sent (None: it is): plain http leaves this machine unencrypted.
+        self.key_withheld: str | None = None
+        if api_key_env and parts.scheme == "http" and not is_loopback(parts.hostname or ""):
+            self.key_withheld = (f"the API key ({api_key_env}) is not sent over plain http to "
+                                 f"{parts.hostname}; use an https:// endpoint")
+            log.warning("%s", self.key_withheld)
         self.limits = limits or Limits()
         self._sleep = sleep or (lambda s, cancel: cancel.wait(s) if cancel else time.sleep(s))
 
@@ -243,7 +259,7 @@ class RemoteClient:
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "text/event-stream, application/json"}
-        if self.api_key_env:
+        if self.api_key_env and self.key_withheld is None:
             key = os.environ.get(self.api_key_env)
             if not key:
                 raise RemoteError(f"the environment variable {self.api_key_env} (starcoder.apiKeyEnv) "
@@ -290,8 +306,10 @@ class RemoteClient:
                 detail = resp.read(400).decode("utf-8", "replace").strip()
             except (OSError, http.client.HTTPException):
                 detail = ""
+            withheld = (f" ({self.key_withheld})" if self.key_withheld and resp.status in (401, 403)
+                        else "")
             raise fail(RemoteError(f"{url} answered HTTP {resp.status} {resp.reason}"
-                                   + (f": {detail[:200]}" if detail else ""),
+                                   + (f": {detail[:200]}" if detail else "") + withheld,
                                    resp.status in RETRY_STATUS))
         return Opened(conn, resp, unregister)
 
@@ -318,11 +336,13 @@ class RemoteClient:
         conn, resp, _ = (self._open_with_retries(method, url, body, None) if retries
                          else self._open(method, url, body))
         try:
-            raw = resp.read()
+            raw = resp.read(defaults.REMOTE_MAX_JSON_BYTES + 1)
         except (OSError, http.client.HTTPException) as exc:
             raise RemoteError(f"cannot read the answer of {url}: {_reason(exc)}", True) from None
         finally:
             conn.close()
+        if len(raw) > defaults.REMOTE_MAX_JSON_BYTES:
+            raise RemoteError(f"{url} answered more than {defaults.REMOTE_MAX_JSON_BYTES} bytes")
         try:
             return json.loads(raw or b"null")
         except ValueError:
@@ -334,10 +354,16 @@ class RemoteClient:
         the connection, which is what tells the engine to stop generating."""
         url = join_url(self.root, route)
         conn, resp, unregister = self._open_with_retries("POST", url, body, cancel)
+        deadline = time.monotonic() + defaults.REMOTE_MAX_STREAM_S
+        events = 0
         try:
-            for payload in parse_sse(_lines(resp)):
+            for payload in parse_sse(_lines(resp, url)):
                 if cancel is not None and cancel.is_set():
                     raise Cancelled
+                events += 1
+                if events > defaults.REMOTE_MAX_STREAM_EVENTS or time.monotonic() > deadline:
+                    raise RemoteError(f"{url} streamed past the limits ({events} events, "
+                                      f"{defaults.REMOTE_MAX_STREAM_S:g} s): closed")
                 try:
                     event = json.loads(payload)
                 except ValueError:
@@ -359,11 +385,19 @@ class RemoteClient:
             conn.close()
 
 
-def _lines(resp: http.client.HTTPResponse) -> Iterator[bytes]:
+def _lines(resp: http.client.HTTPResponse, url: str) -> Iterator[bytes]:
+    """The response's lines, each and all together within bounds: an engine that never ends a
+    line, or never ends the stream, must not fill our memory."""
+    total = 0
     while True:
-        line = resp.readline()
+        line = resp.readline(defaults.REMOTE_MAX_LINE_BYTES + 1)
         if not line:
             return
+        total += len(line)
+        if len(line) > defaults.REMOTE_MAX_LINE_BYTES or total > defaults.REMOTE_MAX_STREAM_BYTES:
+            raise RemoteError(f"{url} sent an answer past the size limits "
+                              f"({defaults.REMOTE_MAX_LINE_BYTES} bytes a line, "
+                              f"{defaults.REMOTE_MAX_STREAM_BYTES} in all): closed")
         yield line
 
 
@@ -550,6 +584,9 @@ class RemoteModel:
                 if piece:
                     pieces += 1
                     text += piece
+                    if len(text) > defaults.REMOTE_MAX_TEXT_CHARS:
+                        text, reason = text[: defaults.REMOTE_MAX_TEXT_CHARS], "max_tokens"
+                        break
                     text, hit = cut_at_stop(text, stops)
                     if hit:
                         reason = "eos"

@@ -20,6 +20,7 @@ from typing import Any
 import platformdirs
 
 from lsp_server import defaults
+from lsp_server.files import FileRefused, read_bounded
 from lsp_server.models.family import pick_family
 from lsp_server.models.gguf import read_gguf_info
 from lsp_server.models.spec import CatalogError, Family, ModelSpec, Source, SourceKind
@@ -146,10 +147,14 @@ def load_catalog(
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        data = read_bounded(path, defaults.MAX_CONFIG_FILE_BYTES, "models file")
+        return tomllib.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise CatalogError(f"{path}: models file not found") from None
+    except FileRefused as exc:
+        raise CatalogError(str(exc)) from None
+    except UnicodeDecodeError:
+        raise CatalogError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise CatalogError(f"{path}: invalid TOML: {exc}") from None
     except OSError as exc:

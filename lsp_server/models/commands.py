@@ -52,6 +52,9 @@ def add_models_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     command("pull", "download a model (if needed) and verify its sha256", with_name=True)
     command("path", "print where a model's file is (or will be)", with_name=True)
     command("verify", "check a downloaded model's sha256", with_name=True)
+    sub.choices["verify"].add_argument(
+        "--accept-new", action="store_true",
+        help="trust a Hub file that differs from the one first pulled (kept aside by `pull`)")
 
 
 def run_models(args: argparse.Namespace) -> int:
@@ -69,7 +72,7 @@ def run_models(args: argparse.Namespace) -> int:
             return _pull(spec)
         if action == "path":
             return _path(spec)
-        return _verify(spec)
+        return _verify(spec, accept_new=bool(getattr(args, "accept_new", False)))
     except (CatalogError, store.PullError) as exc:
         _error(str(exc))
         return _EXIT_ERROR
@@ -138,10 +141,10 @@ def _path(spec: ModelSpec) -> int:
     return 0
 
 
-def _verify(spec: ModelSpec) -> int:
+def _verify(spec: ModelSpec, *, accept_new: bool = False) -> int:
     with _ProgressBar() as bar:
-        path = store.verify(spec, bar)
-    _out(f"OK {spec.name} {path}")
+        path = store.verify(spec, bar, accept_new=accept_new)
+    _out(f"{'ACCEPTED' if accept_new else 'OK'} {spec.name} {path}")
     return 0
 
 

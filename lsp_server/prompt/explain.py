@@ -10,6 +10,7 @@ cannot inject a turn marker.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -106,22 +107,23 @@ _PLACEHOLDER = "\x00STARCODER_SNIPPET\x00"
 
 
 def chat_prompt(template: str, req: ExplainRequest, bos: str, eos: str) -> tuple[str, str, str]:
-    """(before, code part, after) from the model's chat template, rendered in a sandbox."""
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    """(before, code part, after) from the model's chat template, rendered in a sandbox in a
+    limited child process (`prompt.template`: a template is code from the model file)."""
+    from lsp_server.prompt.template import render
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-
-    def raise_exception(message: str) -> None:
-        raise ValueError(message)
-
-    env.globals["raise_exception"] = raise_exception
-    rendered = env.from_string(template).render(
-        messages=[{"role": "system", "content": SYSTEM},
-                  {"role": "user", "content": _PLACEHOLDER}],
-        add_generation_prompt=True, bos_token=bos, eos_token=eos,
-    )
+    rendered = render(template, [{"role": "system", "content": SYSTEM},
+                                 {"role": "user", "content": _PLACEHOLDER}], bos, eos)
     before, _, after = rendered.partition(_PLACEHOLDER)
     return before, question(req), after
+
+
+def warm_chat_template(template: str, bos: str, eos: str) -> None:
+    """Render the template now (off the engine's worker: it may take up to its timeout once);
+    `chat_prompt` then finds it cached. A failure is cached too, and reported by `chat_prompt`."""
+    from lsp_server.prompt.template import TemplateError
+
+    with contextlib.suppress(TemplateError):
+        chat_prompt(template, ExplainRequest("", "", ""), bos, eos)
 
 
 def strip_turns(text: str) -> str:

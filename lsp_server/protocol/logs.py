@@ -60,3 +60,11 @@ def forward_logs(server: Any, logger_name: str = "lsp_server") -> LogMessageHand
     handler = LogMessageHandler(server, asyncio.get_running_loop())
     logger.addHandler(handler)
     return handler
+
+
+def stop_forwarding(server: Any, logger_name: str = "lsp_server") -> None:
+    """Detach `server`'s forwarding handler (its client is gone)."""
+    logger = logging.getLogger(logger_name)
+    for old in [h for h in logger.handlers
+                if isinstance(h, LogMessageHandler) and h.server is server]:
+        logger.removeHandler(old)

@@ -29,6 +29,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
 
 from lsp_server import defaults
 
@@ -148,6 +149,19 @@ def _request_id(data: dict[str, Any]) -> int | str | None:
 class RobustProtocol(LanguageServerProtocol):
     """pygls' protocol, answering every identifiable request even when it cannot be handled."""
 
+    # Set by a network listener: `exit` then ends this client's session, not the whole process
+    # (pygls calls sys.exit, which would end every later client's chance to connect).
+    on_exit: Callable[[], None] | None = None
+
+    @lsp_method(types.EXIT)
+    def lsp_exit(self, *args: Any) -> Any:
+        if self.on_exit is None:
+            yield from super().lsp_exit(*args)
+            return
+        if (user_handler := self.fm.features.get(types.EXIT)) is not None:
+            yield user_handler, args, None
+        self.on_exit()
+
     def send_error(self, msg_id: int | str | None, code: int, message: str) -> None:
         self._send_response(msg_id, error=types.ResponseError(code=code, message=message))  # type: ignore[arg-type]
 
@@ -240,19 +254,24 @@ def _cause(exc: BaseException) -> str:
 
 
 async def serve(stop: threading.Event, read: Callable[[], Awaitable[bytes]],
-                protocol: RobustProtocol) -> None:
-    """Read until EOF (or `stop`), handing each framed body to the protocol."""
-    parser = FrameParser()
+                protocol: RobustProtocol, parser: FrameParser | None = None) -> None:
+    """Read until EOF (or `stop`), handing each framed body to the protocol (`parser`: one that
+    already holds bytes read past a first message, e.g. by a listener's token check)."""
+    parser = parser or FrameParser()
+    pending = list(parser.feed(b""))
     while not stop.is_set():
-        data = await read()
-        if not data:
-            break
-        for body in parser.feed(data):
+        for body in pending:
             try:
                 protocol.handle_body(body)
             except Exception:  # a bug in a handler's dispatch must not end the reader loop
                 log.exception("unable to handle a message")
             await asyncio.sleep(0)  # let handlers scheduled by this message start
+            if stop.is_set():
+                return
+        data = await read()
+        if not data:
+            break
+        pending = list(parser.feed(data))
 
 
 def serve_stdio(server: LanguageServer, stdin: Any, stdout: Any) -> None:
@@ -268,7 +287,7 @@ def serve_stdio(server: LanguageServer, stdin: Any, stdout: Any) -> None:
         return data
 
     try:
-        asyncio.run(serve(server._stop_event, chunk, _robust(server)))
+        asyncio.run(serve(server._stop_event, chunk, robust(server)))
     except BrokenPipeError:
         log.error("the connection to the client is lost: shutting down")
     except (KeyboardInterrupt, SystemExit):
@@ -277,26 +296,7 @@ def serve_stdio(server: LanguageServer, stdin: Any, stdout: Any) -> None:
         server.shutdown()
 
 
-def serve_tcp(server: LanguageServer, host: str, port: int) -> None:
-    """Serve one client at a time over TCP with the same framing as stdio."""
-    server._stop_event = stop = threading.Event()
-
-    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        server.protocol.set_writer(writer)
-        await serve(stop, lambda: reader.read(defaults.READ_CHUNK_BYTES), _robust(server))
-        server.shutdown()
-
-    async def main() -> None:
-        tcp = await asyncio.start_server(connection, host, port)
-        log.info("serving on %s", ", ".join(str(s.getsockname()) for s in tcp.sockets))
-        async with tcp:
-            await tcp.serve_forever()
-
-    with contextlib.suppress(asyncio.CancelledError):
-        asyncio.run(main())
-
-
-def _robust(server: LanguageServer) -> RobustProtocol:
+def robust(server: LanguageServer) -> RobustProtocol:
     protocol = server.protocol
     if not isinstance(protocol, RobustProtocol):
         raise TypeError("the server's protocol_cls must derive from RobustProtocol")

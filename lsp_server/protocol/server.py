@@ -8,38 +8,41 @@ an inline completion answers with no items (never blocks, never errors) and the 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import contextlib
 import logging
 import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import platformdirs
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol.language_server import lsp_method
+from pygls.uris import to_fs_path
 
 from lsp_server import __version__, defaults
 from lsp_server.context.blocks import enclosing_block
 from lsp_server.context.notebook import Cell, with_earlier_cells
+from lsp_server.context.secrets import SecretPolicy, off_message
 from lsp_server.context.snippets import RecentDocuments, SourceDoc
-from lsp_server.context.window import editor_lines
 from lsp_server.engine.generate import Cancelled
-from lsp_server.protocol import rpc, uris
+from lsp_server.protocol import explanations, rpc, uris
 from lsp_server.protocol.documents import BoundedDocuments
 from lsp_server.protocol.failures import Failures
 from lsp_server.protocol.lag import LoopLag, settle_heap
-from lsp_server.protocol.logs import forward_logs
+from lsp_server.protocol.logs import forward_logs, stop_forwarding
 from lsp_server.service import Assistant, CompletionRequest, Suggestion
 from lsp_server.settings import Settings, merge
 
 log = logging.getLogger(__name__)
 
 STATUS_METHOD = "starcoder/status"
+DOCUMENT_STATUS_METHOD = "starcoder/documentStatus"
 STATS_METHOD = "starcoder/stats"
 EXPLAIN_COMMAND = "starcoder.explain"
 
@@ -76,6 +79,9 @@ class StarcoderServer(LanguageServer):
         self.heap_settled = False
         self.failures = Failures()
         self.protocol.on_too_large = self.show_warning
+        self.protocol.secret_reason = self.secret_reason
+        self.protocol.on_secret = self.tell_secret
+        self._secrets: SecretPolicy | None = None
 
     protocol: StarcoderProtocol
 
@@ -83,8 +89,42 @@ class StarcoderServer(LanguageServer):
     def start_io(self, stdin: Any = None, stdout: Any = None) -> None:
         rpc.serve_stdio(self, stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
 
-    def start_tcp(self, host: str, port: int) -> None:
-        rpc.serve_tcp(self, host, port)
+    async def aclose(self) -> None:
+        """End this session (a network client left): stop its work and free its model."""
+        for task in list(self.tasks):
+            task.cancel()
+        stop_forwarding(self)
+        await self.assistant.aclose()
+        self.shutdown()
+
+    # --- secrets (context.secrets decides; documents.py keeps their text out) --------------------
+    def secret_reason(self, uri: str, path: str | None, language: str) -> str | None:
+        s = self.assistant.settings
+        ws = self.protocol._workspace
+        roots = tuple(dict.fromkeys(
+            [*([ws.root_path] if ws is not None and ws.root_path else []),
+             *(to_fs_path(f.uri) or "" for f in (ws.folders.values() if ws else ()))]))
+        policy = self._secrets
+        if policy is None or (policy.exclude, policy.gitignore, policy.roots) != (
+                s.exclude, s.gitignore, roots):
+            policy = self._secrets = SecretPolicy(s.exclude, s.gitignore, roots)
+        return policy.reason(uri, path, language)
+
+    def tell_secret(self, uri: str, reason: str) -> None:
+        """Once per document: the per-document status, and a message every client shows."""
+        name = uris.display_path(uri, _folders(self))
+        with contextlib.suppress(Exception):
+            self.protocol.notify(DOCUMENT_STATUS_METHOD, {
+                "uri": uri, "completions": "off", "reason": reason,
+                "message": off_message(name, reason)})
+            self.window_show_message(types.ShowMessageParams(
+                types.MessageType.Info, f"starcoder-lsp: {off_message(name, reason)}"))
+
+    def recheck_secrets(self) -> None:
+        """Settings changed (`exclude`, `gitignore`): apply them to the open documents."""
+        for uri in self.protocol.recheck_secrets():
+            self.show_warning(f"{uris.display_path(uri, _folders(self))} is no longer excluded: reopen it "
+                              "to get completions (its text was never kept)")
 
     # --- plumbing ---------------------------------------------------------------------------------
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
@@ -239,10 +279,10 @@ def _cell_lines(ls: StarcoderServer, doc: Any, handle: int, lines: Any) -> tuple
     cells = []
     for key, other in ls.workspace.text_documents.items():
         cell = uris.notebook_cell(other.uri)
-        if (other is doc or cell is None or key in ls.protocol.too_large
+        if (other is doc or cell is None or not ls.protocol.is_usable(key)
                 or uris.location(other.uri) != here):
             continue
-        cells.append(Cell(cell[1], other.language_id or "", other.lines))
+        cells.append(Cell(cell[1], other.language_id or "", ls.protocol.lines(other)))
     return with_earlier_cells(cells, Cell(handle, doc.language_id or "", lines))
 
 
@@ -250,7 +290,7 @@ def _request(ls: StarcoderServer, uri: str, position: types.Position) -> Complet
     doc = ls.protocol.open_document(uri)  # never a file the client did not open (no disk reads)
     if doc is None or not _completes(doc):
         return None
-    lines = editor_lines(doc.lines)
+    lines: Sequence[str] = ls.protocol.lines(doc, editor=True)  # a view: no string per line
     line = min(max(position.line, 0), len(lines) - 1)
     # The codec with the lines already split (doc.position_from_client_units splits them again).
     pos = doc.position_codec.position_from_client_units(
@@ -265,7 +305,7 @@ def _request(ls: StarcoderServer, uri: str, position: types.Position) -> Complet
             or uris.location(other.uri) != notebook
 
     others = [_source_doc(d, folders) for u, d in ls.workspace.text_documents.items()
-              if d is not doc and u not in ls.protocol.too_large and _is_context(d, ours)
+              if d is not doc and ls.protocol.is_usable(u) and _is_context(d, ours)
               and wanted(d)]
     open_uris = {d.uri for d in others}
     others += [d for d in ls.recent.docs()
@@ -315,6 +355,7 @@ def create_server(settings: Settings | None = None) -> StarcoderServer:
             settings, problems = merge(ls.assistant.settings, raw)
             ls.show_problems(problems)
             ls.assistant.settings = settings
+            ls.recheck_secrets()
             if not settings.enable:
                 await ls.assistant.apply_settings(settings)
                 return
@@ -334,6 +375,8 @@ def create_server(settings: Settings | None = None) -> StarcoderServer:
                 raw = await ls.pull_configuration()
             settings, problems = merge(ls.assistant.settings, raw)
             ls.show_problems(problems)
+            ls.assistant.settings = settings  # (what to load is decided from what was loaded)
+            ls.recheck_secrets()
             await ls.assistant.apply_settings(settings, ls.load_with_progress)
 
         ls.spawn(update())
@@ -427,26 +470,18 @@ def create_server(settings: Settings | None = None) -> StarcoderServer:
 
 
 # --- explain ----------------------------------------------------------------------------------------
-def _document_lines(ls: StarcoderServer, uri: str) -> tuple[Any, tuple[str, ...]]:
+def _document_lines(ls: StarcoderServer, uri: str) -> tuple[Any, Sequence[str]]:
     doc = ls.protocol.open_document(uri)
     if doc is None:
-        raise JsonRpcInvalidParams(f"{uri} is not open (or too large)")
-    return doc, tuple(doc.lines) or ("",)
+        raise JsonRpcInvalidParams(_not_usable(ls, uri))
+    return doc, ls.protocol.lines(doc) if doc.source else ("",)
 
 
-def _has_text(doc: Any, lines: tuple[str, ...], rng: types.Range) -> bool:
-    """Whether the range holds anything but whitespace (C-speed on any document: no per-line
-    Python loop, no re-split as `text_in_client_range` does)."""
-    codec = doc.position_codec
-    start, end = (codec.position_from_client_units(lines, p) for p in (rng.start, rng.end))
-    if (start.line, start.character) >= (end.line, end.character):
-        return False
-    if start.line == end.line:
-        text = lines[start.line][start.character : end.character]
-    else:
-        text = "".join((lines[start.line][start.character :], *lines[start.line + 1 : end.line],
-                        lines[end.line][: end.character]))
-    return bool(text) and not text.isspace()
+def _not_usable(ls: StarcoderServer, uri: str) -> str:
+    reason = ls.protocol.secret.get(unquote(uri))
+    if reason is not None:
+        return off_message(uris.display_path(uri, _folders(ls)), reason)
+    return f"{uri} is not open (or too large)"
 
 
 def explain_actions(ls: StarcoderServer, params: types.CodeActionParams) -> list[types.CodeAction]:
@@ -456,7 +491,7 @@ def explain_actions(ls: StarcoderServer, params: types.CodeActionParams) -> list
         return []
     doc, lines = _document_lines(ls, uri)
     rng = params.range
-    if rng.start != rng.end and _has_text(doc, lines, rng):
+    if rng.start != rng.end and _has_text(ls, doc, rng):
         title, target = "Explain this snippet", rng
     else:
         line = min(max(rng.start.line, 0), len(lines) - 1)
@@ -473,6 +508,15 @@ def explain_actions(ls: StarcoderServer, params: types.CodeActionParams) -> list
         command=types.Command(title=title, command=EXPLAIN_COMMAND, arguments=args))]
 
 
+def _has_text(ls: StarcoderServer, doc: Any, rng: types.Range) -> bool:
+    """Whether the selection holds more than whitespace, without copying it (it may be the whole
+    of a 4 MB file, asked on every cursor move)."""
+    view = ls.protocol.lines(doc)
+    start = doc.position_codec.position_from_client_units(view, rng.start)
+    end = doc.position_codec.position_from_client_units(view, rng.end)
+    return view.has_text((start.line, start.character), (end.line, end.character))
+
+
 def _explain_args(ls: StarcoderServer, args: tuple[Any, ...]) -> tuple[str, types.Range]:
     if len(args) != 2 or not isinstance(args[0], str):
         raise JsonRpcInvalidParams(f"{EXPLAIN_COMMAND} takes [uri, range]")
@@ -483,7 +527,7 @@ def _explain_args(ls: StarcoderServer, args: tuple[Any, ...]) -> tuple[str, type
     except Exception as exc:
         raise JsonRpcInvalidParams(f"{EXPLAIN_COMMAND}: invalid range {raw!r}: {exc}") from None
     if ls.protocol.open_document(args[0]) is None:
-        raise JsonRpcInvalidParams(f"{EXPLAIN_COMMAND}: {args[0]} is not open (or too large)")
+        raise JsonRpcInvalidParams(f"{EXPLAIN_COMMAND}: {_not_usable(ls, args[0])}")
     return args[0], rng
 
 
@@ -531,12 +575,8 @@ async def show_explanation(ls: StarcoderServer, uri: str, markdown: str) -> None
     """A markdown file the server wrote, via showDocument; else a plain message."""
     window = ls.client_capabilities.window
     if window and window.show_document and window.show_document.support:
-        folder = _explanations_dir()
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            name = hashlib.sha256(f"{uri}\n{markdown}".encode()).hexdigest()[:16]
-            path = folder / f"explanation-{name}.md"
-            path.write_text(f"# Explanation\n\n{markdown}\n", encoding="utf-8")
+            path = explanations.write(_explanations_dir(), uri, markdown)
             await asyncio.wait_for(ls.window_show_document_async(types.ShowDocumentParams(
                 uri=path.as_uri(), take_focus=False)), defaults.CLIENT_REQUEST_TIMEOUT_S)
             return

@@ -27,7 +27,7 @@ import {
 import { isLanguageEnabled, withLanguage } from './languages';
 import { parseModelsTable, lastPercent, type ModelEntry } from './models';
 import { commandLine, resolveServerCommand, type Launcher, type Resolution } from './serverCommand';
-import { SECTION, toServerSettings, type PathContext, type ServerSettings } from './settings';
+import { SECTION, toServerSettings, userScopedGetter, type ConfigGet, type PathContext, type ServerSettings } from './settings';
 import { INITIAL, fixes, reduce, view, type StatusEvent, type StatusParams, type StatusState } from './status';
 
 /** Contract names (DESIGN.md). */
@@ -160,16 +160,22 @@ class Controller {
     return { home: os.homedir(), workspaceFolder: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath };
   }
 
-  private serverSettings(): ServerSettings {
+  /** Settings as the server may see them: the user's own values for what a repository must not choose. */
+  private userScoped(): ConfigGet {
     const c = this.config();
-    return toServerSettings((key) => c.get(key), this.pathContext());
+    return userScopedGetter((key) => c.inspect(key));
+  }
+
+  private serverSettings(): ServerSettings {
+    return toServerSettings(this.userScoped(), this.pathContext());
   }
 
   private resolve(): Resolution {
-    const c = this.config();
+    const get = this.userScoped();
+    const text = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
     return resolveServerCommand({
-      serverPath: c.get<string>('server.path'),
-      pythonPath: c.get<string>('server.pythonPath'),
+      serverPath: text(get('server.path')),
+      pythonPath: text(get('server.pythonPath')),
       workspaceFolders: (vscode.workspace.workspaceFolders ?? []).map((f) => f.uri.fsPath),
       envPath: process.env.PATH,
       platform: process.platform,
@@ -269,8 +275,8 @@ class Controller {
       return;
     }
     this.launcher = resolution.launcher;
-    const extra = this.config().get<string[]>('server.args') ?? [];
-    const { command, args } = commandLine(resolution.launcher, ['serve'], extra.filter((a) => typeof a === 'string'));
+    const extra = this.userScoped()('server.args');
+    const { command, args } = commandLine(resolution.launcher, ['serve'], (Array.isArray(extra) ? extra : []).filter((a): a is string => typeof a === 'string'));
     this.log.info(`starting ${command} ${args.join(' ')} (found via ${resolution.launcher.source})`);
     const serverOptions: ServerOptions = { command, args, options: { env: { ...process.env } } };
     const clientOptions: LanguageClientOptions = {

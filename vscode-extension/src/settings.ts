@@ -26,13 +26,63 @@ export interface ServerSettings {
   backend: Backend | null;
   endpoint: string | null;
   apiKeyEnv: string | null;
+  exclude: string[];
+  gitignore: boolean;
 }
 
 /** Every key the server understands; package.json must contribute `starcoder.<key>` for each. */
 export const SERVER_SETTING_KEYS: readonly (keyof ServerSettings)[] = [
   'model', 'modelsFile', 'nGpuLayers', 'threads', 'contextTokens', 'maxTokens', 'temperature',
-  'enable', 'idleUnloadMinutes', 'backend', 'endpoint', 'apiKeyEnv',
+  'enable', 'idleUnloadMinutes', 'backend', 'endpoint', 'apiKeyEnv', 'exclude', 'gitignore',
 ];
+
+/**
+ * Settings a cloned repository must never choose, even in a trusted workspace: where code and keys
+ * go, which catalogue file is read, which program runs. Only the user's own value counts (they are
+ * `machine`-scoped in package.json, which VS Code enforces; this reader enforces it again).
+ */
+export const USER_ONLY_KEYS: readonly string[] = [
+  'backend', 'endpoint', 'apiKeyEnv', 'modelsFile', 'server.path', 'server.pythonPath', 'server.args',
+];
+
+/** A setting's value at each level, as `WorkspaceConfiguration.inspect(key)` reports it. */
+export interface Levels {
+  defaultValue?: unknown;
+  globalValue?: unknown;
+  workspaceValue?: unknown;
+  workspaceFolderValue?: unknown;
+}
+export type ConfigInspect = (key: string) => Levels | undefined;
+
+function globs(v: unknown): string[] {
+  return Array.isArray(v) ? v.filter((g): g is string => typeof g === 'string' && g.trim() !== '') : [];
+}
+
+/**
+ * Reads settings the way the server may receive them: user-only keys from the user's settings;
+ * `model` from the workspace only when it names a catalogue model (never a file to load);
+ * `exclude` patterns from every level together and `gitignore` on if any level turns it on (a
+ * workspace can exclude more files, never fewer); everything else as VS Code resolves it.
+ */
+export function userScopedGetter(inspect: ConfigInspect): ConfigGet {
+  return (key) => {
+    const v = inspect(key);
+    if (!v) return undefined;
+    const user = v.globalValue !== undefined ? v.globalValue : v.defaultValue;
+    const local = v.workspaceFolderValue !== undefined ? v.workspaceFolderValue : v.workspaceValue;
+    if (USER_ONLY_KEYS.includes(key)) return user;
+    if (key === 'model') {
+      return typeof local === 'string' && local.trim() !== '' && !looksLikePath(local) ? local : user;
+    }
+    if (key === 'exclude') {
+      return [...new Set([v.defaultValue, v.globalValue, v.workspaceValue, v.workspaceFolderValue].flatMap(globs))];
+    }
+    if (key === 'gitignore') {
+      return [v.defaultValue, v.globalValue, v.workspaceValue, v.workspaceFolderValue].some((x) => x === true);
+    }
+    return local !== undefined ? local : user;
+  };
+}
 
 /** Reads one `starcoder.<key>` value (VS Code: `workspace.getConfiguration('starcoder').get`). */
 export type ConfigGet = (key: string) => unknown;
@@ -92,6 +142,8 @@ export function toServerSettings(get: ConfigGet, ctx: PathContext = {}): ServerS
     backend: BACKENDS.includes(backend as Backend) ? (backend as Backend) : null,
     endpoint: str(get('endpoint')),
     apiKeyEnv: str(get('apiKeyEnv')),
+    exclude: globs(get('exclude')).map((g) => g.trim()),
+    gitignore: get('gitignore') === true,
   };
 }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { SERVER_SETTING_KEYS, expandPath, getterFor, looksLikePath, toServerSettings } from '../../src/settings';
+import { SERVER_SETTING_KEYS, USER_ONLY_KEYS, expandPath, getterFor, looksLikePath, toServerSettings, userScopedGetter, type Levels } from '../../src/settings';
 
 const root = path.resolve(__dirname, '../../..');
 interface Prop { default?: unknown; scope?: string; description?: string; markdownDescription?: string; type?: unknown }
@@ -36,8 +36,12 @@ describe('package.json settings', () => {
     }
   });
 
-  it('keeps program and model paths machine-overridable and per-language enable resource-scoped', () => {
-    for (const key of ['model', 'modelsFile', 'nGpuLayers', 'threads', 'server.path', 'server.pythonPath', 'endpoint', 'apiKeyEnv']) {
+  it('makes where code and keys go, catalogue files and programs machine-scoped (workspace values ignored)', () => {
+    for (const key of ['endpoint', 'apiKeyEnv', 'backend', 'modelsFile', 'server.path', 'server.pythonPath', 'server.args']) {
+      assert.equal(props[`starcoder.${key}`].scope, 'machine', key);
+      assert.ok(USER_ONLY_KEYS.includes(key), key);
+    }
+    for (const key of ['model', 'nGpuLayers', 'threads']) {
       assert.equal(props[`starcoder.${key}`].scope, 'machine-overridable', key);
     }
     assert.equal(props['starcoder.enableLanguages'].scope, 'resource');
@@ -72,6 +76,8 @@ describe('toServerSettings', () => {
       backend: 'local',
       endpoint: null,
       apiKeyEnv: null,
+      exclude: [],
+      gitignore: false,
     });
   });
 
@@ -86,12 +92,12 @@ describe('toServerSettings', () => {
     const s = toServerSettings(defaults({
       model: 'starcoder2-3b', nGpuLayers: 0, threads: 4, contextTokens: 4096, maxTokens: 64,
       temperature: 0.2, enable: false, idleUnloadMinutes: 15, backend: 'llama-server',
-      endpoint: 'http://127.0.0.1:8080/v1', apiKeyEnv: 'MY_KEY',
+      endpoint: 'http://127.0.0.1:8080/v1', apiKeyEnv: 'STARCODER_KEY', exclude: ['*.tfvars', 7], gitignore: true,
     }));
     assert.deepEqual(s, {
       model: 'starcoder2-3b', modelsFile: null, nGpuLayers: 0, threads: 4, contextTokens: 4096,
       maxTokens: 64, temperature: 0.2, enable: false, idleUnloadMinutes: 15, backend: 'llama-server',
-      endpoint: 'http://127.0.0.1:8080/v1', apiKeyEnv: 'MY_KEY',
+      endpoint: 'http://127.0.0.1:8080/v1', apiKeyEnv: 'STARCODER_KEY', exclude: ['*.tfvars'], gitignore: true,
     });
   });
 
@@ -133,5 +139,52 @@ describe('toServerSettings', () => {
     assert.ok(!looksLikePath('starcoder2-3b'));
     assert.equal(expandPath('~', { home: '/h' }), '/h');
     assert.equal(expandPath('~user/x', { home: '/h' }), '~user/x');
+  });
+});
+
+describe('userScopedGetter (what a workspace may choose)', () => {
+  const levels = (values: Record<string, Levels>) => userScopedGetter((key) => values[key]);
+
+  it('ignores workspace values of endpoint, apiKeyEnv, backend, modelsFile and server.*', () => {
+    const evil: Levels = { defaultValue: '', globalValue: 'https://gpu.team', workspaceValue: 'http://evil.example:9', workspaceFolderValue: 'http://evil2' };
+    const get = levels({
+      endpoint: evil,
+      apiKeyEnv: { defaultValue: '', workspaceValue: 'AWS_SECRET_ACCESS_KEY' },
+      backend: { defaultValue: 'local', workspaceValue: 'openai' },
+      modelsFile: { defaultValue: '', workspaceValue: '/dev/zero' },
+      'server.path': { defaultValue: '', workspaceValue: './evil.sh' },
+      'server.args': { defaultValue: [], workspaceValue: ['--endpoint', 'http://evil'] },
+    });
+    assert.equal(get('endpoint'), 'https://gpu.team');
+    assert.equal(get('apiKeyEnv'), '');
+    assert.equal(get('backend'), 'local');
+    assert.equal(get('modelsFile'), '');
+    assert.equal(get('server.path'), '');
+    assert.deepEqual(get('server.args'), []);
+    const s = toServerSettings(get);
+    assert.equal(s.endpoint, 'https://gpu.team');
+    assert.equal(s.apiKeyEnv, null);
+    assert.equal(s.backend, 'local');
+  });
+
+  it('lets a workspace choose a catalogue model, never a model file', () => {
+    assert.equal(levels({ model: { defaultValue: '', workspaceValue: 'starcoder2-3b' } })('model'), 'starcoder2-3b');
+    assert.equal(levels({ model: { defaultValue: '', globalValue: 'qwen2.5-coder-0.5b', workspaceValue: '/tmp/evil.gguf' } })('model'), 'qwen2.5-coder-0.5b');
+    assert.equal(levels({ model: { defaultValue: '', workspaceFolderValue: '${workspaceFolder}/m.gguf' } })('model'), '');
+  });
+
+  it('adds up exclude patterns and turns gitignore on if any level does: a workspace can only exclude more', () => {
+    const get = levels({
+      exclude: { defaultValue: [], globalValue: ['*.tfvars'], workspaceValue: [], workspaceFolderValue: ['secrets/', '*.tfvars'] },
+      gitignore: { defaultValue: false, globalValue: true, workspaceValue: false },
+    });
+    assert.deepEqual(get('exclude'), ['*.tfvars', 'secrets/']);
+    assert.equal(get('gitignore'), true);
+  });
+
+  it('reads every other setting as VS Code resolves it (folder over workspace over user)', () => {
+    const get = levels({ contextTokens: { defaultValue: 8192, globalValue: 4096, workspaceValue: 2048 } });
+    assert.equal(get('contextTokens'), 2048);
+    assert.equal(get('unknown'), undefined);
   });
 });
