@@ -3,7 +3,7 @@
 Each round opens, edits (five keystrokes in the middle of the longest line), code-actions (five
 ranges, one of them the whole document), completes in (twice) and closes every document of
 tests/hostile.py (100 KB lines of spaces and brackets, a 1 MB minified bundle, deep nesting, a
-190,000-line table), and completes in a normal file that has them as context, with the tiny
+95,000-line table), and completes in a normal file that has them as context, with the tiny
 StarCoder GGUF, in both editor presets. After each document the server's `starcoder/stats`
 `loopLagMs` (the worst drift of its 10 ms event-loop probe since the previous stats call) is read.
 A control round does the same with a small ordinary file, to show the machine's own noise.

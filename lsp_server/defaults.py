@@ -54,18 +54,20 @@ IDLE_UNLOAD_MINUTES = 0
 # complete. pygls rebuilds a document's whole text on each edit (O(size) per keystroke), so this
 # bounds both memory (~2x this per open document) and the cost of an edit storm.
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
-# Documents with more lines than this are refused the same way: every edit re-indexes the line
-# starts (~0.1 us a line here), so this bounds a keystroke's bookkeeping to ~20 ms. Hand-written
-# files within MAX_DOCUMENT_BYTES have far fewer lines (~35 characters a line: 120,000); more
-# lines mean generated data (tables, lock files, a file of empty lines).
-MAX_DOCUMENT_LINES = 200_000
+# Documents with more lines than this are refused the same way: the first edit of a document
+# indexes its lines (~0.16 us a line here, in one C call that holds the event loop), so this bounds
+# that to ~16 ms of the 50 ms handler budget. Hand-written files have far fewer lines (the largest
+# single files of big C projects are ~25,000 lines); more lines mean generated data (tables, lock
+# files, a file of empty lines), not code to complete.
+MAX_DOCUMENT_LINES = 100_000
 # Memory all open documents may take together (their text as Python stores it — 1, 2 or 4 bytes
 # per character — plus the line index): a newly opened or growing document past this is refused like
 # an oversized one. A large workspace open in an editor holds a few MB; this bounds a hostile client.
 MAX_DOCUMENT_MEMORY_BYTES = 128 * 1024 * 1024
 # Blocks larger than this are mmapped and unmapped when freed (lsp_server/malloc.py): documents'
-# texts and their edited copies go back to the system instead of staying resident.
-MALLOC_MMAP_THRESHOLD_BYTES = 1024 * 1024
+# texts, their edited copies and their line indexes (8 bytes a line: 0.8 MB at the line limit) go
+# back to the system instead of staying resident. Such blocks are made a few per keystroke at most.
+MALLOC_MMAP_THRESHOLD_BYTES = 256 * 1024
 # One JSON-RPC message may be this large: a document at the limit above with worst-case JSON
 # escaping (\uXXXX is 6 bytes per character) fits; anything larger is skipped unread, so a hostile
 # Content-Length cannot make the server allocate it.

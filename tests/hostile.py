@@ -212,7 +212,7 @@ HOSTILE_DOCUMENTS: dict[str, str] = {
                     + "[" * 50_000 + "]" * 50_000 + "\n"
                     + "".join(" " * (i % 120) + "}\n" for i in range(3000, 0, -1)),
     "deep-python": "".join(" " * i + f"def f{i}():\n" for i in range(1200)),
-    "generated-table": "x = 1\n" * 190_000,  # just under MAX_DOCUMENT_LINES
+    "generated-table": "x = 1\n" * 95_000,  # just under MAX_DOCUMENT_LINES
 }
 
 

@@ -174,6 +174,40 @@ def test_newer_job_in_a_lane_cancels_the_older() -> None:
     worker.shutdown()
 
 
+def test_a_queued_job_superseded_in_its_lane_answers_at_once_and_never_runs() -> None:
+    """Keystrokes behind a long generation: the ones in between never start, their awaiters get
+    `Cancelled` at once (and let go of their requests), the newest one runs."""
+    worker = Worker()
+    busy, release, ran = threading.Event(), threading.Event(), []
+
+    def blocker(_: object, cancel: threading.Event) -> str:
+        busy.set()
+        release.wait(10)
+        return "done"
+
+    def job(name: str):  # type: ignore[no-untyped-def]
+        def fn(_: object, cancel: threading.Event) -> str:
+            ran.append(name)
+            return name
+        return fn
+
+    async def scenario() -> None:
+        worker.submit(blocker)  # no lane: the model is busy with something else
+        busy.wait(5)
+        first = asyncio.ensure_future(worker.run(job("first"), lane="complete"))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(worker.run(job("second"), lane="complete"))
+        with pytest.raises(Cancelled):
+            await asyncio.wait_for(first, 2)  # while the blocker still holds the worker
+        release.set()
+        assert await asyncio.wait_for(second, 10) == "second"
+
+    asyncio.run(scenario())
+    assert ran == ["second"]
+    assert not worker._all and not worker._latest  # nothing left behind for the cancelled one
+    worker.shutdown()
+
+
 def test_no_fim_model_is_refused_with_a_clear_error(tmp_path: Path) -> None:
     path = write_no_fim_model(tmp_path / "nofim.gguf", arch="starcoder")
     family = load_catalog().families["starcoder"]

@@ -121,7 +121,7 @@ def test_document_lines_match_splitlines_and_editor_numbering() -> None:
 def test_document_lines_cost_8_bytes_a_line() -> None:
     text = "x = 1\n" * 200_000
     view = DocumentLines(text, editor=True)
-    assert view.nbytes <= 8 * 200_002 and view.text is text
+    assert view.nbytes <= 8 * (200_000 + 200_000 // 1024 + 2) and view.text is text
 
 
 def test_has_text_between_positions() -> None:
@@ -129,3 +129,35 @@ def test_has_text_between_positions() -> None:
     assert view.has_text((0, 0), (0, 1)) and not view.has_text((0, 1), (0, 2))
     assert not view.has_text((1, 0), (2, 1)) and view.has_text((1, 0), (2, 2))
     assert not view.has_text((2, 2), (9, 0)) and not view.has_text((2, 0), (0, 0))
+
+
+def test_document_lines_splice_matches_pygls() -> None:
+    """An edit spliced from the index gives pygls' text (offsets past a checkpoint included:
+    checkpoints every 4 lines here)."""
+    from lsprotocol import types
+    from pygls.workspace import TextDocument
+
+    from lsp_server.context import lines as lines_module
+
+    rng = random.Random(11)
+    alphabet = ["a", "é", "😀", "\n", "\r", "\r\n", "\u2028", " ", "bc"]
+    old_step = lines_module.CHECKPOINT_LINES
+    lines_module.CHECKPOINT_LINES = 4
+    try:
+        for _ in range(3000):
+            text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+            for _ in range(3):
+                n = len(text.splitlines(True))
+                client = types.Range(types.Position(rng.randint(0, n + 1), rng.randint(0, 5)),
+                                     types.Position(rng.randint(0, n + 1), rng.randint(0, 5)))
+                new = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6)))
+                doc = TextDocument("file:///a.py", source=text)
+                at = doc.position_codec.range_from_client_units(doc.lines, client)  # as pygls
+                doc._apply_incremental_change(
+                    types.TextDocumentContentChangePartial(range=client, text=new))
+                text = DocumentLines(text).splice((at.start.line, at.start.character),
+                                                  (at.end.line, at.end.character), new)
+                assert text == doc.source
+                assert list(DocumentLines(text)) == text.splitlines(True)
+    finally:
+        lines_module.CHECKPOINT_LINES = old_step

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from lsp_server.engine.generate import Cancelled
 from lsp_server.engine.model import LoadedModel, ModelError
@@ -65,21 +65,18 @@ class Worker:
         self._pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix=name)
         self.model: LoadedModel | None = None  # touched only on the worker thread
         self._lock = threading.Lock()
-        self._latest: dict[str, threading.Event] = {}  # lane -> cancel flag of its newest job
+        # lane -> cancel flag and future of its newest job
+        self._latest: dict[str, tuple[threading.Event, concurrent.futures.Future[Any]]] = {}
         self._all: set[threading.Event] = set()
 
     def submit(
         self, fn: Callable[[LoadedModel | None, threading.Event], T], lane: str | None = None
     ) -> tuple[concurrent.futures.Future[T], threading.Event]:
-        """Queue `fn(model, cancel)`. A job in a `lane` cancels the previous job of that lane."""
+        """Queue `fn(model, cancel)`. A job in a `lane` cancels the previous job of that lane: a
+        running one stops at its next token, a queued one never starts and its awaiter answers at
+        once (`Cancelled`), letting go of its request (a burst of keystrokes behind a long
+        generation otherwise kept every superseded request's document text alive)."""
         cancel = CancelFlag()
-        with self._lock:
-            if lane is not None:
-                old = self._latest.get(lane)
-                if old is not None:
-                    old.set()
-                self._latest[lane] = cancel
-            self._all.add(cancel)
 
         def run() -> T:
             try:
@@ -96,23 +93,39 @@ class Worker:
                     with contextlib.suppress(Exception):
                         self.model.reset_cache()
                 raise
-            finally:
-                with self._lock:
-                    self._all.discard(cancel)
-                    if lane is not None and self._latest.get(lane) is cancel:
-                        del self._latest[lane]
 
-        return self._pool.submit(run), cancel
+        def done(_: concurrent.futures.Future[T]) -> None:  # also when cancelled before starting
+            with self._lock:
+                self._all.discard(cancel)
+                if lane is not None and self._latest.get(lane, (None,))[0] is cancel:
+                    del self._latest[lane]
+
+        old = None
+        with self._lock:
+            fut = self._pool.submit(run)
+            if lane is not None:
+                old = self._latest.get(lane)
+                self._latest[lane] = (cancel, fut)
+            self._all.add(cancel)
+        fut.add_done_callback(done)
+        if old is not None:  # outside the lock: cancel() runs `done` at once
+            old[0].set()
+            old[1].cancel()  # False (harmless) once it has started
+        return fut, cancel
 
     async def run(self, fn: Callable[[LoadedModel | None, threading.Event], T],
                   lane: str | None = None) -> T:
         """`submit` and await the result; a cancelled awaiter ($/cancelRequest, a superseded
-        task) sets the job's flag, so the job stops at its next token or closes its stream."""
+        task) sets the job's flag, so the job stops at its next token or closes its stream.
+        A job superseded before it started raises `Cancelled`, as one stopped while running."""
         fut, cancel = self.submit(fn, lane)
         try:
             return await asyncio.wrap_future(fut)
         except asyncio.CancelledError:
             cancel.set()
+            task = asyncio.current_task()
+            if fut.cancelled() and (task is None or not task.cancelling()):
+                raise Cancelled from None  # superseded in its lane, not our awaiter cancelled
             raise
 
     def set_model(self, model: LoadedModel | None) -> None:
