@@ -22,8 +22,13 @@ log = logging.getLogger("lsp_server")
 
 
 def setup_logging(verbose: int, log_file: str | None) -> None:
-    level = logging.DEBUG if verbose >= 1 else logging.INFO
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    """stderr (which editors show or keep) gets debug lines only with -v; a log file always gets
+    them: who asks for a file wants the per-request detail ("why no suggestion") without flooding
+    the editor's output panel."""
+    level = logging.DEBUG if verbose >= 1 or log_file else logging.INFO
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setLevel(logging.DEBUG if verbose >= 1 else logging.INFO)
+    handlers: list[logging.Handler] = [stderr]
     if log_file:
         Path(log_file).expanduser().parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(Path(log_file).expanduser(), encoding="utf-8"))

@@ -187,6 +187,11 @@ class CodeServer:
                       key=lambda p: p.stat().st_mtime)
         return logs[-1].read_text(encoding="utf-8", errors="replace") if logs else "(no StarCoder log)"
 
+    def server_log(self) -> str:
+        """The server's own log file (debug lines: each request's window and timings)."""
+        path = self.root / "server.log"
+        return path.read_text(encoding="utf-8", errors="replace") if path.exists() else "(no log)"
+
     def prepare(self, files: dict[str, str], model_files: list[Path]) -> None:
         for d in (self.user_data / "User", self.user_data / "Machine", self.extensions, self.workspace,
                   self.model_cache, self.root / "xdg", self.root / "tmp"):
@@ -308,7 +313,8 @@ class Workbench:
 
     def diagnose(self) -> str:
         return (f"status: {self.status()}; notifications: {self.notifications()}\n"
-                f"StarCoder log tail:\n{self.server.extension_log()[-3000:]}")
+                f"StarCoder log tail:\n{self.server.extension_log()[-3000:]}\n"
+                f"server debug log tail:\n{self.server.server_log()[-4000:]}")
 
     def wait_status(self, icon: str, contains: str = "", timeout: float = UI_TIMEOUT) -> StatusItem:
         def check() -> StatusItem | None:

@@ -65,7 +65,9 @@ def vscode(qwen_gguf: Path, tmp_path_factory: pytest.TempPathFactory,
         "starcoder.maxTokens": 32,  # short suggestions: fast on 2 cores
     }
     # What a user of this checkout sets, in the remote settings (see CodeServer.machine_settings).
-    machine: dict[str, Any] = {"starcoder.server.path": str(server_path), "starcoder.model": str(qwen_gguf)}
+    # The server's debug log goes to a file (not the output panel): a failed step shows its tail.
+    machine: dict[str, Any] = {"starcoder.server.path": str(server_path), "starcoder.model": str(qwen_gguf),
+                               "starcoder.server.args": ["--log-file", str(root / "server.log")]}
     server = CodeServer(root, user, machine)
     server.prepare(FILES, [qwen_gguf])
     _say(request.config, f"\nVS Code end-to-end: screenshots in {shots}")
@@ -77,6 +79,8 @@ def vscode(qwen_gguf: Path, tmp_path_factory: pytest.TempPathFactory,
         server.stop()
         (shots / "StarCoder.log").write_text(server.extension_log(), encoding="utf-8")
         shutil.copy2(server.log, shots / "code-server.log")
+        if (root / "server.log").exists():
+            shutil.copy2(root / "server.log", shots / "server.log")
         artifacts = os.environ.get("STARCODER_TEST_ARTIFACTS")
         if artifacts:
             dest = Path(artifacts) / "vscode"

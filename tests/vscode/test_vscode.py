@@ -68,8 +68,8 @@ def test_status_goes_from_loading_to_ready(vscode: Workbench) -> None:
     assert f"{QWEN} (qwen2.5-coder)" in ready.tooltip
     # The extension's settings were all accepted: no warning or error from the server.
     assert vscode.notifications() == [], vscode.notifications()
-    server = vscode.server.machine["starcoder.server.path"]
-    assert f"starting {server} serve (found via setting)" in vscode.server.extension_log()
+    server, args = (vscode.server.machine[k] for k in ("starcoder.server.path", "starcoder.server.args"))
+    assert f"starting {server} serve {' '.join(args)} (found via setting)" in vscode.server.extension_log()
 
 
 def test_ghost_text_while_typing_and_tab_accepts(vscode: Workbench) -> None:
