@@ -340,7 +340,8 @@ class _WsWriter:
 def _announce(what: str, token_file: Path | None) -> None:
     """One line on stderr (stdout is not LSP here, but tools read the log): where and how."""
     where = f"; token in {token_file}" if token_file else ""
-    print(f"starcoder-lsp: listening on {what}{where}", file=sys.stderr, flush=True)
+    sys.stderr.write(f"starcoder-lsp: listening on {what}{where}\n")
+    sys.stderr.flush()
 
 
 def _prepare_token(kind: str, port: int, token_file: str | None) -> tuple[str, Path | None]:
