@@ -30,7 +30,7 @@ def _lengths(text: str) -> array[int]:
     """Line lengths exactly as `str.splitlines(keepends=True)` cuts the text.
 
     Split in pieces of ~`_PIECE` characters ending at a "\\n" (which always ends a line): the
-    strings of one piece are freed before the next is split, so they reuse the same memory ."""
+    strings of one piece are freed before the next is split, so they reuse the same memory."""
     lengths = array("q")
     start, size = 0, len(text)
     while start < size:
@@ -41,9 +41,9 @@ def _lengths(text: str) -> array[int]:
     return lengths
 
 
-# Characters per piece `_lengths` splits at once (~700 short lines, ~40 KB of strings: pymalloc
-# reuses the same pools for every piece; 64K pieces left ~30 MB more resident in the attack test,
-# at the same speed).
+# Characters per piece `_lengths` splits at once: ~700 short lines, ~40 KB of short-lived strings
+# that pymalloc serves from the same pools for every piece (as fast as one split of the whole text,
+# which makes ~6 MB of them for a 95,000-line file).
 _PIECE = 4 * 1024
 
 
