@@ -30,15 +30,16 @@ ENV = {"AWS_SECRET_ACCESS_KEY": SECRET_VALUE, "STARCODER_TEST_STOLEN": SECRET_VA
 
 
 # --- the attacker's listener --------------------------------------------------------------------------
-class Trap(socketserver.ThreadingTCPServer):
-    """Accepts anything and records every connection and its bytes (an attacker's 'engine')."""
+class Recorder(socketserver.ThreadingTCPServer):
+    """A loopback listener whose handler records what each connection sent in `received`: the
+    attacker's trap, or a fake engine."""
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self) -> None:
-        self.connections: list[bytes] = []
-        super().__init__(("127.0.0.1", free_port()), _TrapHandler)
+    def __init__(self, handler: type[socketserver.BaseRequestHandler]) -> None:
+        self.received: list[bytes] = []
+        super().__init__(("127.0.0.1", free_port()), handler)
 
     @property
     def url(self) -> str:
@@ -46,16 +47,18 @@ class Trap(socketserver.ThreadingTCPServer):
 
 
 class _TrapHandler(socketserver.BaseRequestHandler):
+    """Accepts anything and records its first bytes (an attacker's 'engine')."""
+
     def handle(self) -> None:
         self.request.settimeout(2)
         data = b""
         with contextlib.suppress(OSError):
             data = self.request.recv(65536)
-        self.server.connections.append(data)  # type: ignore[attr-defined]
+        self.server.received.append(data)  # type: ignore[attr-defined]
 
 
-def trap() -> contextlib.AbstractContextManager[Trap]:
-    return serving(Trap())
+def trap() -> contextlib.AbstractContextManager[Recorder]:
+    return serving(Recorder(_TrapHandler))
 
 
 def _post(body: dict[str, Any], host: str) -> bytes:
@@ -77,9 +80,9 @@ def _drive(endpoint: str, api_key_env: str = "STARCODER_TEST_STOLEN") -> list[di
     ]
 
 
-def _nothing_reached(t: Trap, seconds: float = 5.0) -> None:
+def _nothing_reached(t: Recorder, seconds: float = 5.0) -> None:
     time.sleep(seconds)  # remote connects happen at once when they happen (3 s connect timeout)
-    assert t.connections == [], t.connections
+    assert t.received == [], t.received
 
 
 # --- transports ----------------------------------------------------------------------------------------
@@ -208,18 +211,9 @@ DOTENV = f"INVOICE_API_KEY={SECRET_VALUE}\ncompute_invoice_total_token={SECRET_V
 ID_RSA = f"-----BEGIN OPENSSH PRIVATE KEY-----\ninvoice_total {SECRET_VALUE}\n-----END OPENSSH\n"
 
 
-class _Engine(socketserver.ThreadingTCPServer):
-    """A fake OpenAI-compatible engine that records every request body it receives."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-        super().__init__(("127.0.0.1", free_port()), _EngineHandler)
-
-
 class _EngineHandler(socketserver.StreamRequestHandler):
+    """A fake OpenAI-compatible engine that records every request it receives."""
+
     def handle(self) -> None:
         head = b""
         while not head.endswith(b"\r\n\r\n"):
@@ -230,7 +224,7 @@ class _EngineHandler(socketserver.StreamRequestHandler):
         length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
                        if line.lower().startswith(b"content-length:")), 0)
         body = self.rfile.read(length)
-        self.server.bodies.append(head + body)  # type: ignore[attr-defined]
+        self.server.received.append(head + body)  # type: ignore[attr-defined]
         if head.startswith(b"GET /v1/models"):
             out = json.dumps({"data": [{"id": "tiny"}]}).encode()
             self.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n"
@@ -265,18 +259,18 @@ def test_a_dotenv_value_never_appears_in_any_prompt(tiny_starcoder: Path, tmp_pa
              "deploy/id_rsa": ID_RSA, "config/prod.py": f"INVOICE = '{SECRET_VALUE}'\n",
              "local_notes.py": f"compute_invoice_total = '{SECRET_VALUE}'\n"}
     uris = {name: (root / name).as_uri() for name in [*files, "main.py"]}
-    with serving(_Engine()) as engine:
+    with serving(Recorder(_EngineHandler)) as engine:
         _dotenv_session(engine, root, files, uris, tmp_path, tiny_starcoder)
-    prompts = [b for b in engine.bodies if b.startswith(b"POST /v1/completions")]
+    prompts = [b for b in engine.received if b.startswith(b"POST /v1/completions")]
     assert len(prompts) >= 1
-    wire = b"\n".join(engine.bodies)
+    wire = b"\n".join(engine.received)
     assert SECRET_VALUE.encode() not in wire  # on the wire: never
     assert b"BEGIN OPENSSH" not in wire and b"INVOICE_API_KEY" not in wire
     assert b"subtotal * (1 + tax_rate)" in prompts[0]  # ordinary cross-file context still works
     assert SECRET_VALUE not in (tmp_path / "server.log").read_text()
 
 
-def _dotenv_session(engine: _Engine, root: Path, files: dict[str, str], uris: dict[str, str],
+def _dotenv_session(engine: Recorder, root: Path, files: dict[str, str], uris: dict[str, str],
                     tmp_path: Path, model: Path) -> None:
     srv = RawServer(env=ENV, log_path=tmp_path / "server.log")
     try:
@@ -291,9 +285,9 @@ def _dotenv_session(engine: _Engine, root: Path, files: dict[str, str], uris: di
             _open(srv, uris[name], text, "dotenv" if name.startswith(".env") else "python")
         _open(srv, uris["main.py"], MAIN)
         assert "result" in _inline(srv, uris["main.py"], 4, 11)
-        assert any(b.startswith(b"POST /v1/completions") for b in engine.bodies)  # it was asked
+        assert any(b.startswith(b"POST /v1/completions") for b in engine.received)  # it was asked
         # Inside the secrets files themselves: nothing, and the engine is not even asked.
-        asked = len(engine.bodies)
+        asked = len(engine.received)
         for name in (".env", "deploy/id_rsa", "config/prod.py", "local_notes.py"):
             assert _inline(srv, uris[name], 0, 5)["result"] == {"items": []}, name
             rng = {"start": {"line": 0, "character": 0}, "end": {"line": 1, "character": 0}}
@@ -303,7 +297,7 @@ def _dotenv_session(engine: _Engine, root: Path, files: dict[str, str], uris: di
             explained = srv.call("workspace/executeCommand", {
                 "command": "starcoder.explain", "arguments": [uris[name], rng]})
             assert "completions are off" in explained["error"]["message"], explained
-        assert len(engine.bodies) == asked
+        assert len(engine.received) == asked
         # The status says completions are off for each of them, and why.
         off = {n["params"]["uri"]: n["params"] for n in srv.notifications
                if n.get("method") == "starcoder/documentStatus"}

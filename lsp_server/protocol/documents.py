@@ -60,8 +60,11 @@ def over_total_message(uri: str) -> str:
 def document_memory(text: str) -> int:
     """Bytes a kept document costs: its string as CPython stores it, plus its line index
     (`DocumentLines`, 8 bytes per line)."""
-    breaks = text.count("\n") + text.count("\r") + 2
-    return sys.getsizeof(text) + 8 * breaks
+    return _memory(text, text.count("\n") + text.count("\r"))
+
+
+def _memory(text: str, breaks: int) -> int:
+    return sys.getsizeof(text) + 8 * (breaks + 2)
 
 
 class FastPositionCodec(PositionCodec):
@@ -223,24 +226,23 @@ class BoundedDocuments(RobustProtocol):
                 released.append(doc.uri)
         return released
 
-    def _keep(self, key: str, text: str) -> None:
-        size = document_memory(text)
-        self.kept_total += size - self._kept.get(key, 0)
-        self._kept[key] = size
-
     def _forget(self, key: str) -> None:
         self.kept_total -= self._kept.pop(key, 0)
         self._lines.pop(key, None)
 
-    def _refusal(self, key: str, text: str) -> Callable[[str], str] | None:
-        """Why `text` cannot be kept for the document, as a message maker; None if it can."""
+    def _admit(self, key: str, text: str) -> Callable[[str], str] | None:
+        """Count `text` as the document's memory if it fits the limits (None); else why not, as a
+        message maker. One pass per line-break kind: this runs on every keystroke."""
         if len(text) > defaults.MAX_DOCUMENT_BYTES:
             return too_large_message
-        if max(text.count("\n"), text.count("\r")) > defaults.MAX_DOCUMENT_LINES:
+        lf, cr = text.count("\n"), text.count("\r")
+        if max(lf, cr) > defaults.MAX_DOCUMENT_LINES:
             return too_many_lines_message
-        memory = document_memory(text)
-        if self.kept_total - self._kept.get(key, 0) + memory > defaults.MAX_DOCUMENT_MEMORY_BYTES:
+        memory, before = _memory(text, lf + cr), self._kept.get(key, 0)
+        if self.kept_total - before + memory > defaults.MAX_DOCUMENT_MEMORY_BYTES:
             return over_total_message
+        self.kept_total += memory - before
+        self._kept[key] = memory
         return None
 
     def _drop(self, uri: str, message: Callable[[str], str]) -> None:
@@ -277,14 +279,13 @@ class BoundedDocuments(RobustProtocol):
             self._hide(item.uri, secret)
             return
         self.secret.pop(key, None)
-        refusal = self._refusal(key, item.text)
+        refusal = self._admit(key, item.text)
         if refusal is not None:
             params = attrs.evolve(params, text_document=attrs.evolve(item, text=""))
             yield from super().lsp_text_document__did_open(params)
             self._drop(item.uri, refusal)
             return
         self.too_large.discard(key)
-        self._keep(key, item.text)
         yield from super().lsp_text_document__did_open(params)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
@@ -305,19 +306,17 @@ class BoundedDocuments(RobustProtocol):
                 break  # never applied: a secret's text is not kept, even for a moment
             whole = not isinstance(change, types.TextDocumentContentChangePartial)
             if key in self.too_large:
-                if not whole or self._refusal(key, change.text) is not None:
+                if not whole:
                     continue  # an edit of text we do not keep
-                self.too_large.discard(key)  # the client sent the full text again, and it fits
+                self.too_large.discard(key)  # the full text again: kept below if it now fits
             try:
                 self._apply(doc, change)
             except Exception:  # e.g. a range that does not fit the document
                 log.warning("could not apply an edit to %s: ignored", uri, exc_info=True)
                 continue
-            refusal = self._refusal(key, doc.source)
+            refusal = self._admit(key, doc.source)
             if refusal is not None:
                 self._drop(uri, refusal)
-            else:
-                self._keep(key, doc.source)
         doc.version = params.text_document.version
         if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
             yield handler, (params,), None
