@@ -157,7 +157,7 @@ def raw_pass(tasks: list[Task], rows: list[Row], model_path: Path, model: str,
         for i, (task, row) in enumerate(zip(tasks, rows, strict=True)):
             ids = [fim.prefix, *loaded.tokenize(task.prompt), fim.suffix,
                    *loaded.tokenize(task.suffix), fim.middle]
-            gen = generate(loaded, ids, max_tokens=RAW_MAX_TOKENS, heal="")
+            gen = generate(loaded, ids, max_tokens=RAW_MAX_TOKENS)
             row.raw_text = gen.text
             row.raw_s = (gen.prompt_ms + gen.generate_ms) / 1000
             row.oracle_text = cut_like(gen.text, task.canonical_solution)

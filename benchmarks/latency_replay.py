@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import inspect
 import json
-import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -99,72 +98,64 @@ async def replay(model: str, naive: bool, n_lines: int, max_keys: int | None,
     doc_lines = [*lines[:mid], *(t[:i] + "\n" for t, i in zip(typed, indent, strict=True)),
                  *lines[mid + n_lines :]]
     uri = "file:///bench/argparse_copy.py"
-    env_before = os.environ.get("STARCODER_LSP_NAIVE")
-    os.environ["STARCODER_LSP_NAIVE"] = "1" if naive else "0"
     out = Replay()
-    try:
-        async with start_server(model, log_path=log_dir / f"latency-{'naive' if naive else 'fast'}.log",
-                                args=("-v",)) as d:
-            await d.wait_ready()
-            pid = d.client._server.pid  # type: ignore[union-attr]
-            d.open(uri, "".join(doc_lines), "python")
-            t0 = time.perf_counter()
-            first = await d.inline_item(uri, mid, indent[0])
-            out.first_suggestion_s = time.perf_counter() - t0
-            out.samples.append(("(open)", first.text))
-            version = 1
-            pending: asyncio.Future[Any] | None = None
-            waiting: list[float] = []  # keystroke times still without a suggestion on screen
-            before = (await stats(d))["evaluated"]
-            for li, line_text in enumerate(typed):
-                col = indent[li]
-                for ch in line_text[indent[li] :]:
-                    if max_keys is not None and out.keys >= max_keys:
-                        break
-                    t_key = time.perf_counter()
-                    version += 1
-                    d.change(uri, version, types.Range(types.Position(mid + li, col),
-                                                       types.Position(mid + li, col)), ch)
-                    col += 1
-                    out.keys += 1
-                    if pending is not None and not pending.done():
-                        pending.cancel()  # the editor cancels the previous request
-                        out.superseded += 1
-                    waiting.append(t_key)
-                    pending = asyncio.ensure_future(d.client.text_document_inline_completion_async(
-                        inline_params(uri, mid + li, col)))
+    async with start_server(model, log_path=log_dir / f"latency-{'naive' if naive else 'fast'}.log",
+                            args=("-v", *(("--naive",) if naive else ()))) as d:
+        await d.wait_ready()
+        pid = d.client._server.pid  # type: ignore[union-attr]
+        d.open(uri, "".join(doc_lines), "python")
+        t0 = time.perf_counter()
+        first = await d.inline_item(uri, mid, indent[0])
+        out.first_suggestion_s = time.perf_counter() - t0
+        out.samples.append(("(open)", first.text))
+        version = 1
+        pending: asyncio.Future[Any] | None = None
+        waiting: list[float] = []  # keystroke times still without a suggestion on screen
+        before = (await stats(d))["evaluated"]
+        for li, line_text in enumerate(typed):
+            col = indent[li]
+            for ch in line_text[indent[li] :]:
+                if max_keys is not None and out.keys >= max_keys:
+                    break
+                t_key = time.perf_counter()
+                version += 1
+                d.change(uri, version, types.Range(types.Position(mid + li, col),
+                                                   types.Position(mid + li, col)), ch)
+                col += 1
+                out.keys += 1
+                if pending is not None and not pending.done():
+                    pending.cancel()  # the editor cancels the previous request
+                    out.superseded += 1
+                waiting.append(t_key)
+                pending = asyncio.ensure_future(d.client.text_document_inline_completion_async(
+                    inline_params(uri, mid + li, col)))
 
-                    def on_done(f: asyncio.Future[Any], line: str = line_text[:col]) -> None:
-                        if f.cancelled() or f.exception() is not None:
-                            return
-                        now = time.perf_counter()
-                        out.answered += 1
-                        out.ghost_latency.extend(now - t for t in waiting)
-                        waiting.clear()
-                        res = f.result()
-                        items = res.items if isinstance(res, types.InlineCompletionList) else []
-                        if items and len(out.samples) < 40:
-                            out.samples.append((line, str(items[0].insert_text)))
+                def on_done(f: asyncio.Future[Any], line: str = line_text[:col]) -> None:
+                    if f.cancelled() or f.exception() is not None:
+                        return
+                    now = time.perf_counter()
+                    out.answered += 1
+                    out.ghost_latency.extend(now - t for t in waiting)
+                    waiting.clear()
+                    res = f.result()
+                    items = res.items if isinstance(res, types.InlineCompletionList) else []
+                    if items and len(out.samples) < 40:
+                        out.samples.append((line, str(items[0].insert_text)))
 
-                    pending.add_done_callback(on_done)
-                    if naive:  # the naive server is far too slow to type over: wait for it
-                        with contextlib.suppress(Exception):
-                            await pending
-                    else:
-                        await asyncio.sleep(max(0.0, t_key + KEY_INTERVAL_S - time.perf_counter()))
-                    now_eval = (await stats(d))["evaluated"]
-                    out.evaluated.append(now_eval - before)
-                    before = now_eval
-            if pending is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(pending, 600)
-            out.stats = await stats(d)
-            out.rss_mb = rss_peak_mb(pid)
-    finally:
-        if env_before is None:
-            os.environ.pop("STARCODER_LSP_NAIVE", None)
-        else:
-            os.environ["STARCODER_LSP_NAIVE"] = env_before
+                pending.add_done_callback(on_done)
+                if naive:  # the naive server is far too slow to type over: wait for it
+                    with contextlib.suppress(Exception):
+                        await pending
+                else:
+                    await asyncio.sleep(max(0.0, t_key + KEY_INTERVAL_S - time.perf_counter()))
+                now_eval = (await stats(d))["evaluated"]
+                out.evaluated.append(now_eval - before)
+                before = now_eval
+        if pending is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pending, 600)
+        out.stats = await stats(d)
+        out.rss_mb = rss_peak_mb(pid)
     return out
 
 

@@ -98,9 +98,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     return_large_blocks()  # document memory is bounded by what is live, not by what was freed
     settings = settings_from_args(args)
+    options: dict[str, Any] = {"naive": args.naive}
+    if args.loader is not None:
+        options["loader"] = args.loader
     if args.tcp or args.ws or args.socket:
         def make() -> transports.Session:
-            return create_server(settings)
+            return create_server(settings, **options)
 
         try:
             if args.tcp:
@@ -115,7 +118,7 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"starcoder-lsp: {exc}", file=sys.stderr)
             return 2
         return 0
-    server = create_server(settings)
+    server = create_server(settings, **options)
     lsp_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything written to fd 1 from now on lands on stderr
     sys.stdout = sys.stderr
@@ -263,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--token-file", metavar="PATH",
                        help="where --tcp/--ws write their token (default: printed at start; "
                             f"or set {defaults.TOKEN_ENV} to choose the token)")
+    # The latency benchmark's reference (plain PSM, no KV reuse, no caches): not for users.
+    serve.add_argument("--naive", action="store_true", help=argparse.SUPPRESS)
     _model_args(serve)
     serve.set_defaults(func=_serve)
 
@@ -286,9 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, loader: Any = None) -> int:
+    """`loader`: how `serve` loads a model (tests pass a slow or memory-capped one)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.loader = loader
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

@@ -40,6 +40,12 @@ class Settings:
     exclude: tuple[str, ...] = ()  # the user's own globs of files never used nor completed
     gitignore: bool = False  # also exclude what the workspace's .gitignore matches
 
+    def load_key(self) -> tuple[object, ...]:
+        """The fields that shape the loaded model: a change in any of them means a reload."""
+        return (self.model, self.models_file, self.context_tokens, self.threads,
+                self.n_gpu_layers, self.memory_policy, self.backend, self.endpoint,
+                self.api_key_env)
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 

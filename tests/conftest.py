@@ -123,6 +123,7 @@ async def lsp_session(
     *,
     env: dict[str, str] | None = None,
     args: tuple[str, ...] = (),
+    faults: tuple[str, ...] = (),
     configuration: dict[str, Any] | None = None,
     inline: bool = True,
     tmp_cache: Path | None = None,
@@ -132,10 +133,12 @@ async def lsp_session(
     """Start `starcoder-lsp serve` over stdio, initialise it as `preset` would, yield a Session.
 
     The workspace is the current directory unless `root_uri` / `workspace_folders` say otherwise.
+    `faults` (e.g. `("--load-delay", "3")`) runs it through `tests.faulty_server`.
     """
     server_env = {**os.environ, **(env or {})}  # pytest-lsp replaces the whole environment
     config = ClientServerConfig(
-        server_command=[sys.executable, "-m", "lsp_server", "serve", "-v", *args],
+        server_command=[sys.executable, "-m", "tests.faulty_server" if faults else "lsp_server",
+                        *faults, "serve", "-v", *args],
         server_env=server_env,
     )
     client = await config.start()

@@ -35,9 +35,9 @@ def unsupported_arch(path: Path) -> Path:
     return path
 
 
-async def assert_reported(model: str, expect: str, good: Path, env: dict[str, str] | None = None
+async def assert_reported(model: str, expect: str, good: Path, faults: tuple[str, ...] = ()
                           ) -> None:
-    async with lsp_session("visual-studio-code", {"model": model}, env=env) as s:
+    async with lsp_session("visual-studio-code", {"model": model}, faults=faults) as s:
         st = await s.wait_status("ready", "error")
         assert st["state"] == "error", st
         assert expect.lower() in st["message"].lower(), st["message"]
@@ -83,7 +83,7 @@ async def test_no_fim_tokens_real_model(tmp_path: Path, tiny_starcoder: Path,
 async def test_not_enough_memory(tiny_starcoder: Path, qwen_gguf: Path) -> None:
     # The memory check counts weights + KV cache against what is available (capped here).
     await assert_reported(str(qwen_gguf), "not enough memory", tiny_starcoder,
-                          env={"STARCODER_LSP_MEMORY_LIMIT_MB": "300"})
+                          faults=("--memory-limit-mb", "300"))
 
 
 @pytest.mark.parametrize("name", ["no-such-model"])

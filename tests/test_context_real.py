@@ -39,7 +39,9 @@ def model_of(a: Assistant) -> LoadedModel:
 
 
 def prompt_ids(a: Assistant, req: CompletionRequest) -> list[int]:
-    _, prompt, _ = a._prompt(model_of(a), req, 128)
+    engine = a.manager.engine
+    assert engine is not None
+    _, prompt, _ = a.completion._prompt(engine, a.completion._caches_for(engine), req, 128)
     return prompt.ids
 
 

@@ -13,6 +13,7 @@ import llama_cpp
 import pytest
 
 from lsp_server import defaults
+from lsp_server.engine.base import DecodeGuard
 from lsp_server.engine.generate import Cancelled, generate
 from lsp_server.engine.kv import SEQ_MAIN, common_prefix, common_suffix
 from lsp_server.engine.model import LoadedModel, LoadOptions, ModelError, load_model
@@ -50,7 +51,7 @@ def test_fim_ids_are_starcoders(tiny: LoadedModel) -> None:
 
 def test_prompt_in_the_kv_cache_is_starcoder_psm(tiny: LoadedModel) -> None:
     prompt = build_prompt("def f(x):\n    return ", "\n\nprint(f(1))\n", tiny.fim, tiny.tokenize)
-    generate(tiny, prompt.ids, max_tokens=3, heal=prompt.heal)
+    generate(tiny, prompt.ids, max_tokens=3, guard=DecodeGuard(prompt.heal))
     seen = cached_tokens(tiny)
     assert seen[0] == FIM_PREFIX
     assert seen.count(FIM_SUFFIX) == 1 and seen.count(FIM_MIDDLE) == 1
@@ -90,7 +91,7 @@ def test_generation_stops_when_cancelled(tiny: LoadedModel) -> None:
         return False
 
     with pytest.raises(Cancelled):
-        generate(tiny, prompt.ids, max_tokens=1000, should_stop=stop_hook, cancel=cancel)
+        generate(tiny, prompt.ids, max_tokens=1000, guard=DecodeGuard(should_stop=stop_hook), cancel=cancel)
     assert len(produced) == 5  # stopped at the very next token
 
 

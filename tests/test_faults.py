@@ -90,14 +90,14 @@ def test_llama_cpp_raising_mid_generation_recovers(tiny_starcoder: Path,
             return real(self, *args, **kwargs)
 
         for _ in range(2):
-            a.cache.clear()
+            a.completion.cache.clear()
             a.worker.submit(lambda m, c: m.reset_cache() if m else None)[0].result()
             calls["n"] = 0
             monkeypatch.setattr(KVContext, "decode", failing)
             with pytest.raises(DecodeError):
                 await a.complete(req)
             monkeypatch.setattr(KVContext, "decode", real)
-            a.cache.clear()
+            a.completion.cache.clear()
             again = await a.complete(req)  # the cache was reset: a clean, identical answer
             assert again is not None and again.text == reference.text
             assert a.ready

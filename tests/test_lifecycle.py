@@ -114,13 +114,13 @@ async def test_editing_models_toml_and_replacing_the_file_reload_live(tmp_path: 
 
 async def test_memory_policy_shrink_loads_a_smaller_context(qwen_gguf: Path) -> None:
     # 660 MB allows the weights (~470 MB) + overhead but not an 8K KV cache: shrink, don't refuse.
-    env = {"STARCODER_LSP_MEMORY_LIMIT_MB": "660"}
+    faults = ("--memory-limit-mb", "660")
     async with lsp_session("neovim", {"model": str(qwen_gguf), "memoryPolicy": "shrink"},
-                           env=env) as s:
+                           faults=faults) as s:
         assert (await s.wait_status("ready", "error"))["state"] == "ready"
         warning = await s.wait_message(types.MessageType.Warning)
         assert "memoryPolicy = shrink" in warning.message
-    async with lsp_session("neovim", {"model": str(qwen_gguf)}, env=env) as s:
+    async with lsp_session("neovim", {"model": str(qwen_gguf)}, faults=faults) as s:
         st = await s.wait_status("ready", "error")
         assert st["state"] == "error" and "memoryPolicy" in st["message"], st
 

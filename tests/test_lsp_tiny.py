@@ -49,7 +49,7 @@ async def test_inline_completion_has_explicit_range(preset: str, tiny_starcoder:
 async def test_request_before_ready_answers_at_once(preset: str, tiny_starcoder: Path) -> None:
     # A 3-second artificial delay in loading: the request must not wait for it.
     async with lsp_session(preset, {"model": str(tiny_starcoder), "threads": 1},
-                           env={"STARCODER_LSP_TEST_LOAD_DELAY_S": "3"}) as s:
+                           faults=("--load-delay", "3")) as s:
         s.open(URI, TEXT)
         loop = asyncio.get_running_loop()
         t0 = loop.time()

@@ -30,14 +30,15 @@ from typing import Any, TypeVar
 import pytest
 from lsprotocol import types
 
+from lsp_server.engine.base import DecodeGuard, FimInput
 from lsp_server.engine.generate import Cancelled
 from lsp_server.engine.remote import (
     LLAMA_SERVER,
     OPENAI,
     Limits,
     RemoteClient,
+    RemoteEngine,
     RemoteError,
-    RemoteModel,
     api_root,
     backoff_delays,
     cut_at_stop,
@@ -103,7 +104,7 @@ def test_text_prompt_has_the_families_marker_strings() -> None:
     (with any marker in it broken, so it cannot inject a control token)."""
     fam = family("qwen2.5-coder")
     client = RemoteClient(OPENAI, "http://127.0.0.1:9/v1", None)
-    model = RemoteModel(client, fam, 1024)
+    model = RemoteEngine(client, fam, 1024)
     p = build_prompt("def f(x):\n    ret", "\n# <|fim_middle|>\n", fim_strings(fam), model.tokenize)
     text = prompt_text(p)
     assert text.startswith("<|fim_prefix|>def f(x):\n    <|fim_suffix|>\n# <")
@@ -208,15 +209,17 @@ def test_retries_with_backoff_then_success() -> None:
 
     with fake_engine(handler) as srv:
         client = RemoteClient(OPENAI, srv.url + "/v1", None, Limits(retries=2), sleep=no_sleep)
-        model = RemoteModel(client, family("starcoder"), 1024)
-        gen = model.generate_text("p", max_tokens=4, stops=(), cancel=threading.Event(),
-                                  on_text=None, should_stop=None)
+        model = RemoteEngine(client, family("starcoder"), 1024)
+        gen = asyncio.run(model.generate_text(["p"], max_tokens=4, stops=(),
+                                              cancel=threading.Event(), on_text=None,
+                                              should_stop=lambda t: False))
         assert gen.text == "ok" and calls == ["/v1/completions"] * 3
         calls.clear()
         client.limits.retries = 1  # two 503s, one retry: the error names the URL and the reason
         with pytest.raises(RemoteError, match=r"/v1/completions answered HTTP 503.*Loading model"):
-            model.generate_text("p", max_tokens=4, stops=(), cancel=threading.Event(),
-                                on_text=None, should_stop=None)
+            asyncio.run(model.generate_text(["p"], max_tokens=4, stops=(),
+                                            cancel=threading.Event(), on_text=None,
+                                            should_stop=lambda t: False))
 
 
 def test_down_engine_is_a_clear_error_without_hanging() -> None:
@@ -226,7 +229,7 @@ def test_down_engine_is_a_clear_error_without_hanging() -> None:
     client = RemoteClient(OPENAI, f"http://127.0.0.1:{port}/v1", None, sleep=no_sleep)
     t0 = time.monotonic()
     with pytest.raises(RemoteError, match=rf"127\.0\.0\.1:{port}/v1/models.*connection refused"):
-        RemoteModel(client, family("starcoder"), 1024).probe()
+        RemoteEngine(client, family("starcoder"), 1024).probe()
     assert time.monotonic() - t0 < 2
 
 
@@ -279,11 +282,11 @@ def test_llama_server_infill_request_and_stream() -> None:
 
     with fake_engine(handler) as srv:
         client = RemoteClient(LLAMA_SERVER, srv.url + "/v1", None)  # a copied /v1 is dropped
-        model = RemoteModel(client, family("starcoder2"), 4096)
-        gen = model.complete("unused", prefix="def mul(a, b):\n    ret", suffix="\n",
-                             extra=[("util.py", "X = 1\n")], max_tokens=16, temperature=0.0,
-                             heal="ret", should_stop=lambda t: False, cancel=CancelFlag(),
-                             time_budget_s=None)
+        model = RemoteEngine(client, family("starcoder2"), 4096)
+        gen = model.complete(
+            FimInput(["unused"], "def mul(a, b):\n    ret", "\n", [("util.py", "X = 1\n")]),
+            slot="main", max_tokens=16, temperature=0.0,
+            guard=DecodeGuard("ret", lambda t: False), cancel=CancelFlag())
     method, path, _, body = srv.seen.requests[-1]
     assert (method, path) == ("POST", "/infill")
     assert body["input_prefix"] == "def mul(a, b):\n    ret" and body["input_suffix"] == "\n"
@@ -302,13 +305,13 @@ def test_llama_server_without_infill_uses_completion_with_our_prompt() -> None:
 
     with fake_engine(handler) as srv:
         client = RemoteClient(LLAMA_SERVER, srv.url, None)
-        model = RemoteModel(client, family("starcoder"), 4096)
-        kw: dict[str, Any] = {"prefix": "", "suffix": "", "extra": [], "max_tokens": 8,
-                              "temperature": 0.0, "heal": "ret", "should_stop": lambda t: False,
-                              "cancel": CancelFlag(), "time_budget_s": None}
-        gen = model.complete("<fim_prefix>ret<fim_suffix><fim_middle>", **kw)
+        model = RemoteEngine(client, family("starcoder"), 4096)
+        kw: dict[str, Any] = {"slot": "main", "max_tokens": 8, "temperature": 0.0,
+                              "guard": DecodeGuard("ret", lambda t: False), "cancel": CancelFlag()}
+        prompt = FimInput(["<fim_prefix>", "ret", "<fim_suffix>", "<fim_middle>"], "", "")
+        gen = model.complete(prompt, **kw)
         assert gen.text == "urn x"
-        gen = model.complete("<fim_prefix>ret<fim_suffix><fim_middle>", **kw)
+        gen = model.complete(prompt, **kw)
     paths = [r[1] for r in srv.seen.requests]
     assert paths == ["/infill", "/completion", "/completion"]  # /infill is not asked again
     assert srv.seen.requests[-1][3]["prompt"] == "<fim_prefix>ret<fim_suffix><fim_middle>"
@@ -325,13 +328,13 @@ def test_budgets_without_the_vocabulary() -> None:
             h.json(404, {"detail": "Not Found"})
 
     with fake_engine(with_tokenize) as srv:
-        model = RemoteModel(RemoteClient(LLAMA_SERVER, srv.url, None), family("starcoder"), 1024)
+        model = RemoteEngine(RemoteClient(LLAMA_SERVER, srv.url, None), family("starcoder"), 1024)
         model.calibrate()
         assert model.counting == "server tokenizer"
         assert model.chars_per_token == pytest.approx(4 * 0.9, rel=0.05)
         assert model.count("x" * 360) == pytest.approx(100, abs=3)
     with fake_engine(lambda h, path, body: h.json(404, {})) as srv:
-        model = RemoteModel(RemoteClient(OPENAI, srv.url, None), family("starcoder"), 1024)
+        model = RemoteEngine(RemoteClient(OPENAI, srv.url, None), family("starcoder"), 1024)
         model.calibrate()
         assert model.counting == "estimate" and model.count("x" * 30) == 10
 
@@ -367,13 +370,13 @@ def test_cancel_while_waiting_for_the_first_token() -> None:
         h.sse([{"content": "late", "stop": True}])
 
     with fake_engine(handler) as srv:
-        model = RemoteModel(RemoteClient(LLAMA_SERVER, srv.url, None), family("starcoder"), 1024)
+        model = RemoteEngine(RemoteClient(LLAMA_SERVER, srv.url, None), family("starcoder"), 1024)
         cancel = CancelFlag()
         threading.Timer(0.3, cancel.set).start()
         t0 = time.monotonic()
         with pytest.raises(Cancelled):
-            model.generate_text("p", max_tokens=4, stops=(), cancel=cancel, on_text=None,
-                                should_stop=None)
+            asyncio.run(model.generate_text(["p"], max_tokens=4, stops=(), cancel=cancel,
+                                            on_text=None, should_stop=lambda t: False))
         assert time.monotonic() - t0 < 1.5
 
 
@@ -384,10 +387,10 @@ def test_should_stop_closes_the_stream_early() -> None:
         h.sse([{"choices": [{"text": "a\n", "finish_reason": None}]}] * 200, delay=0.02)
 
     with fake_engine(handler) as srv:
-        model = RemoteModel(RemoteClient(OPENAI, srv.url, None), family("starcoder"), 1024)
-        gen = model.complete("p", prefix="", suffix="", extra=[], max_tokens=200,
-                             temperature=0.0, heal="", should_stop=lambda t: t.count("\n") >= 2,
-                             cancel=CancelFlag(), time_budget_s=None)
+        model = RemoteEngine(RemoteClient(OPENAI, srv.url, None), family("starcoder"), 1024)
+        gen = model.complete(FimInput(["p"], "", ""), slot="main", max_tokens=200,
+                             temperature=0.0, guard=DecodeGuard(should_stop=lambda t: t.count("\n") >= 2),
+                             cancel=CancelFlag())
         assert gen.text == "a\na\n" and gen.stop_reason == "stop"
         assert srv.seen.closed.wait(5)
 
@@ -486,7 +489,8 @@ async def test_completion_through_the_lsp_from_the_engine(preset: str, tiny_star
                                                  types.Position(line, char))
         assert completions_served(tiny_engine) >= before + 2  # generated on the engine
     text = log_file.read_text()
-    assert "remote completion" in text  # -v: every request logged ...
+    # -v: every request logged, with the engine it ran on ...
+    assert any("completion (main window" in ln and tiny_engine.url in ln for ln in text.splitlines())
     assert KEY not in text  # ... and the key never
 
 
@@ -798,6 +802,6 @@ def test_an_engine_cannot_fill_our_memory(monkeypatch: pytest.MonkeyPatch) -> No
             list(client.stream("endless", {}, CancelFlag()))
         with pytest.raises(RemoteError, match="past the size limits"):
             list(client.stream("huge", {}, CancelFlag()))
-        model = RemoteModel(client, family("starcoder"), 1024)
+        model = RemoteEngine(client, family("starcoder"), 1024)
         gen = model.stream_text("text", {}, CancelFlag(), stops=())
         assert len(gen.text) == 300 and gen.stop_reason == "max_tokens"

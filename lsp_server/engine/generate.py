@@ -10,29 +10,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from lsp_server import defaults
+from lsp_server.engine.base import DecodeGuard, Generation
 from lsp_server.engine.kv import Cancelled, Plan, Slot, plan_sync
 from lsp_server.engine.model import LoadedModel
 
 __all__ = ["Cancelled", "Generation", "cost", "generate", "prepare"]
 
-
-@dataclass
-class Generation:
-    text: str
-    stop_reason: str  # "eos" | "max_tokens" | "stop" | "time"
-    prompt_tokens: int
-    evaluated: int  # prompt tokens actually run through the model (the rest came from the cache)
-    generated: int
-    prompt_ms: float
-    generate_ms: float
-    reused_suffix: bool = False  # the suffix cells were kept through an edit
-    tokens: list[int] = field(default_factory=list)  # the generated ids (explanations resume)
+NO_GUARD = DecodeGuard()
 
 
 def _with_bos(model: LoadedModel, ids: list[int]) -> list[int]:
@@ -91,19 +79,16 @@ def generate(
     max_tokens: int,
     slot: Slot | None = None,
     temperature: float = 0.0,
-    heal: str = "",
-    should_stop: Callable[[str], bool] | None = None,
+    guard: DecodeGuard = NO_GUARD,
     cancel: threading.Event | None = None,
-    time_budget_s: float | None = None,
     reuse_suffix: bool = True,
     seed: int = 0,
 ) -> Generation:
-    """Evaluate `ids` in `slot` (default: the main window) and decode.
+    """Evaluate `ids` in `slot` (default: the main window) and decode until `guard` stops it.
 
-    The returned text starts with `heal` when healing applied. `should_stop(text)` is asked after
-    each token (e.g. "the line is finished"); `time_budget_s` of decoding (the prompt's cost is
-    already paid) stops at the next newline, so a long block still returns whole lines. Raises
-    `Cancelled` when `cancel` is set before the prompt is evaluated or while generating.
+    The returned text starts with `guard.heal` when healing applied (the first tokens are
+    constrained to it). Raises `Cancelled` when `cancel` is set before the prompt is evaluated or
+    while generating.
     """
     slot = slot or model.main
     t0 = time.perf_counter()
@@ -115,7 +100,7 @@ def generate(
                             model.kv.n_cells - prompt_len - 1))
     t1 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    need = heal.encode("utf-8")
+    need = guard.heal.encode("utf-8")
     out = bytearray()
     tokens: list[int] = []
     generated = 0
@@ -127,7 +112,7 @@ def generate(
         if len(out) < len(need):
             allowed = _healing_candidates(model, need[len(out) :])
             if not allowed:
-                need = bytes(out)  # nothing fits: give up healing rather than force garbage
+                need = bytes(out)  # nothing fits: give up healing (the guard then stops)
                 allowed = None
         tok = _pick(model.kv.logits(), temperature, rng, allowed)
         if tok in model.fim.stop:
@@ -137,14 +122,10 @@ def generate(
         out += piece
         tokens.append(tok)
         generated += 1
-        text = out.decode("utf-8", "ignore")
-        body = text[len(heal):] if len(out) >= len(need) else ""
-        if should_stop is not None and body and should_stop(body):
-            reason = "stop"
-            break
-        if (time_budget_s is not None and b"\n" in piece and body.strip()
-                and time.perf_counter() - t1 > time_budget_s):  # over budget: stop at a line end
-            reason = "time"
+        stop = guard.check(out.decode("utf-8", "ignore"), "\n" if b"\n" in piece else "",
+                           time.perf_counter() - t1)
+        if stop is not None:
+            reason = stop
             break
         if generated < max_tokens:
             model.kv.append(slot, tok)
@@ -153,4 +134,5 @@ def generate(
         text=out.decode("utf-8", "replace"), stop_reason=reason, prompt_tokens=prompt_len,
         evaluated=evaluated, generated=generated, prompt_ms=(t1 - t0) * 1000,
         generate_ms=(t2 - t1) * 1000, reused_suffix=surgery, tokens=tokens,
+        stale=slot.stale_from is not None,
     )

@@ -10,7 +10,7 @@ import contextlib
 import ctypes
 import dataclasses
 import logging
-import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,7 @@ class LoadOptions:
     n_gpu_layers: int = defaults.N_GPU_LAYERS
     n_batch: int = defaults.N_BATCH
     shrink_to_fit: bool = False  # lower n_ctx instead of refusing when memory is short
+    memory_cap: int | None = None  # bytes a load may use at most (None: what is available)
 
 
 @dataclass
@@ -83,7 +84,7 @@ class LoadedModel:
         GIL, so the event loop, for ~30 ms)."""
         return _tokenized(self.weights.vocab, text, special=False)[1] if text else 0
 
-    def measure(self, ids: list[int]) -> int:
+    def measure(self, ids: Sequence[Any]) -> int:
         """Tokens of a built prompt (the remote engine's text prompts need counting instead)."""
         return len(ids)
 
@@ -155,17 +156,11 @@ def _available_memory() -> int | None:
     return None
 
 
-def memory_limit() -> int | None:
-    """Bytes a load may use: the smaller of MemAvailable and STARCODER_LSP_MEMORY_LIMIT_MB."""
+def memory_limit(cap: int | None = None) -> int | None:
+    """Bytes a load may use: MemAvailable, or `cap` when smaller (`LoadOptions.memory_cap`)."""
     avail = _available_memory()
-    env = os.environ.get("STARCODER_LSP_MEMORY_LIMIT_MB")
-    if env:
-        try:
-            cap = int(float(env) * 1024 * 1024)
-        except ValueError:
-            cap = None
-        if cap is not None:
-            avail = cap if avail is None else min(avail, cap)
+    if cap is not None:
+        avail = cap if avail is None else min(avail, cap)
     return avail
 
 
@@ -185,10 +180,10 @@ def kv_cache_bytes(path: Path, n_ctx: int) -> int:
         return n_ctx * defaults.KV_BYTES_PER_TOKEN_ESTIMATE
 
 
-def fit_context(path: Path, n_ctx: int, shrink: bool) -> int:
+def fit_context(path: Path, n_ctx: int, shrink: bool, cap: int | None = None) -> int:
     """The context to load with: `n_ctx` if it fits in memory, else a smaller one (`shrink`) or a
     ModelError that says what to do."""
-    have = memory_limit()
+    have = memory_limit(cap)
     fixed = path.stat().st_size + defaults.LOAD_OVERHEAD_BYTES
     if have is None or fixed + kv_cache_bytes(path, n_ctx) <= have:
         return n_ctx
@@ -281,7 +276,7 @@ def load_model(path: Path, family: Family, options: LoadOptions, name: str = "")
 
 def _load_model(path: Path, family: Family, options: LoadOptions, name: str) -> LoadedModel:
     _check_file(path)
-    n_ctx = fit_context(path, options.n_ctx, options.shrink_to_fit)
+    n_ctx = fit_context(path, options.n_ctx, options.shrink_to_fit, options.memory_cap)
     if n_ctx != options.n_ctx:
         options = dataclasses.replace(options, n_ctx=n_ctx)
     import llama_cpp

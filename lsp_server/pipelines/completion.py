@@ -1,0 +1,260 @@
+"""Inline completion: context -> prompt -> engine -> postprocess, with the typed-ahead cache, the
+quick window for a cold cache, and the idle warm-up of the full window."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lsp_server import defaults
+from lsp_server.context.languages import comment, language_of
+from lsp_server.context.lines import DocumentLines
+from lsp_server.context.snippets import Snippet, SnippetSelector, SourceDoc
+from lsp_server.context.window import LineTokenCache, Window, build_window
+from lsp_server.engine.base import Cancelled, DecodeGuard, Engine, EngineDown, FimInput, Generation
+from lsp_server.engine.cache import SuggestionCache
+from lsp_server.engine.model import ModelError
+from lsp_server.lifecycle import ModelManager
+from lsp_server.postprocess import Situation, finish, should_stop
+from lsp_server.prompt.fim import TEMPLATE_OVERHEAD_TOKENS, Header, Prompt, build_header, build_prompt
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Suggestion:
+    """What to insert at the cursor, and how it was made (for logs, the CLI and benchmarks)."""
+
+    text: str
+    raw: str
+    window: Window | None
+    prompt_tokens: int
+    generation: Generation | None
+    snippets: list[Snippet] = field(default_factory=list)
+    warm: list[Any] | None = None  # full-window prompt to bring into the cache while idle
+    from_cache: bool = False  # typed-ahead or a recently seen state: no model call
+
+
+@dataclass
+class CompletionRequest:
+    lines: Sequence[str]  # document lines with their endings
+    line: int  # 0-based
+    column: int  # code points
+    uri: str = ""
+    language: str = ""
+    path: str = ""  # as the model should see it (workspace-relative when possible)
+    others: Sequence[SourceDoc] = ()  # other open / recently closed documents
+    repo: str = defaults.DEFAULT_REPO_NAME
+
+    def split(self) -> tuple[str, str]:
+        """The whole text before and after the cursor (keys for the suggestion cache)."""
+        if isinstance(self.lines, DocumentLines):  # two slices of the text, no line strings
+            return self.lines.split_at(self.line, self.column)
+        line = self.lines[self.line] if self.line < len(self.lines) else ""
+        col = min(self.column, len(line))
+        before = "".join(self.lines[: self.line]) + line[:col]
+        return before, line[col:] + "".join(self.lines[self.line + 1 :])
+
+
+class CompletionPipeline:
+    """`naive`: the benchmark's reference (plain PSM, full window, no KV reuse, no caches), so
+    the latency replay reports the ratio in the same run. Never meant for users."""
+
+    def __init__(self, manager: ModelManager, naive: bool = False) -> None:
+        self.manager = manager
+        self.naive = naive
+        self.snippets = SnippetSelector()
+        self.cache = SuggestionCache()
+        self.requests = 0
+        self._engine: Engine | None = None  # the engine the caches below belong to
+        self._line_tokens: LineTokenCache | None = None
+        self._header_cache: tuple[object, Header[Any]] | None = None
+        self._warm_timer: asyncio.TimerHandle | None = None
+
+    def _caches_for(self, engine: Engine) -> LineTokenCache:
+        """Per-engine caches, started afresh when the engine changed (a load, a switch)."""
+        if engine is not self._engine or self._line_tokens is None:
+            self._engine, self._line_tokens = engine, LineTokenCache(engine.count)
+            self._header_cache = None
+            self.cache.clear()
+        return self._line_tokens
+
+    async def complete(self, req: CompletionRequest) -> Suggestion | None:
+        """A suggestion, or None when not ready, disabled, cancelled or superseded."""
+        engine = self.manager.serving()
+        if engine is None:
+            return None
+        self._caches_for(engine)
+        self._schedule_warm(engine, None)  # the user is active: no background work now
+        self.requests += 1
+        prefix, suffix = req.split()
+        cached = None if self.naive else self.cache.lookup(req.uri, prefix, suffix)
+        if cached is not None:
+            return Suggestion(cached, cached, None, 0, None, [], None, from_cache=True)
+        state = self.cache.key(req.uri, prefix, suffix)
+        del prefix, suffix  # not held while waiting: many requests may wait at once
+        try:
+            result = await engine.run(self.job(engine, req), lane="complete")
+        except Cancelled:
+            return None
+        except EngineDown as exc:
+            self.manager.engine_failed(exc)
+            return None
+        if result is not None:
+            # A quick-window answer (no cross-file context) serves typed-ahead only: the same
+            # state asked again after the warm-up deserves the full window's answer.
+            self.cache.store_key(state, result.text, remember=result.warm is None)
+            self._schedule_warm(engine, result.warm)
+        return result
+
+    def job(self, engine: Engine, req: CompletionRequest
+            ) -> Callable[[threading.Event], Suggestion | None]:
+        """The engine job for one completion (also used directly by tests).
+
+        Uses the full window when its prompt is (nearly) in the KV cache; otherwise answers from
+        the quick window now and leaves the full prompt in `Suggestion.warm` for the idle warm-up.
+        """
+        spec = self.manager.spec
+        count = self._caches_for(engine)
+
+        def job(cancel: threading.Event) -> Suggestion | None:
+            if spec is None:
+                return None
+            max_tokens = self.manager.settings.max_tokens or spec.max_tokens
+            t = self.manager.settings.temperature
+            temperature = t if t is not None else spec.temperature
+            window, prompt, snippets = self._prompt(engine, count, req, max_tokens)
+            slot, warm = "main", None
+            full_cost = engine.cost(prompt.ids, "main")
+            if full_cost > defaults.PROMPT_EVAL_BUDGET_TOKENS and not self.naive:
+                q_window, q_prompt, _ = self._prompt(engine, count, req, max_tokens,
+                                                     total=defaults.QUICK_WINDOW_TOKENS)
+                if engine.cost(q_prompt.ids, "quick") < full_cost:
+                    warm = list(prompt.ids)
+                    slot, window, prompt, snippets = "quick", q_window, q_prompt, []
+            sit = _situation(req, window)
+            guard = DecodeGuard(prompt.heal, lambda t: should_stop(t, sit),
+                                defaults.GENERATION_BUDGET_S)
+            gen = engine.complete(
+                FimInput(prompt.ids, window.prefix, window.suffix,
+                         [(s.path, s.text) for s in snippets]),
+                slot=slot, max_tokens=max_tokens, temperature=temperature, guard=guard,
+                cancel=cancel, fresh=self.naive)
+            text = _finish_text(gen.text, prompt.heal, sit)
+            n_prompt = engine.measure(prompt.ids)
+            log.debug(
+                "completion (%s window, %s): lines %d-%d (%d+%d tokens, cut %s/%s), prompt %d "
+                "tokens, evaluated %d%s, generated %d (%s), %.0f+%.0f ms -> %r", slot,
+                engine.description, window.start_line,
+                window.end_line, window.prefix_tokens, window.suffix_tokens, window.prefix_cut,
+                window.suffix_cut, n_prompt, gen.evaluated,
+                " (suffix kept)" if gen.reused_suffix else "", gen.generated, gen.stop_reason,
+                gen.prompt_ms, gen.generate_ms, text)
+            if self.naive:
+                warm = None
+            elif warm is None and gen.stale:
+                warm = list(prompt.ids)  # repair the kept (approximate) suffix cells while idle
+            return Suggestion(text, gen.text, window, n_prompt, gen, snippets, warm)
+
+        return job
+
+    def _header(self, engine: Engine, req: CompletionRequest,
+                snippets: list[Snippet]) -> Header[Any]:
+        """The cross-file header, re-tokenized only when the snippets or the path change."""
+        if not snippets:
+            return Header()  # no header without snippets; keeps the cache for the full window
+        key = (req.path, req.repo, tuple(s.key for s in snippets))
+        if self._header_cache is not None and self._header_cache[0] == key:
+            return self._header_cache[1]
+        language = language_of(req.language, req.path)
+        header = build_header([(s.path, s.text) for s in snippets], req.path or "untitled",
+                              engine.fim, engine.tokenize, repo=req.repo, comment=comment,
+                              language=language)
+        self._header_cache = (key, header)
+        return header
+
+    def _prompt(self, engine: Engine, count: LineTokenCache, req: CompletionRequest,
+                max_tokens: int, total: int | None = None
+                ) -> tuple[Window, Prompt[Any], list[Snippet]]:
+        """The prompt for `req` within `total` tokens (default: the whole context window).
+
+        A small `total` (the quick window) leaves cross-file snippets out: they head the prompt
+        and the quick window exists to be cheap.
+        """
+        quick = total is not None
+        total = total or engine.n_ctx - max_tokens - TEMPLATE_OVERHEAD_TOKENS
+        snippets: list[Snippet] = []
+        if not quick:
+            share = min(defaults.SNIPPET_MAX_TOKENS, int(total * defaults.SNIPPET_SHARE))
+            snippets = self.snippets.select(req.uri, req.line, req.lines, req.others, share, count,
+                                            language_of(req.language, req.path))
+        header = self._header(engine, req, snippets)
+        header_tokens = len(header.ids) + (count(header.text) if header.text else 0)
+        budget = total - header_tokens
+        step = defaults.QUICK_WINDOW_LINE_STEP if quick else defaults.WINDOW_LINE_STEP
+        for _ in range(3):
+            window = build_window(req.lines, req.line, req.column, budget, count, line_step=step)
+            prompt: Prompt[Any] = build_prompt(window.prefix, window.suffix, engine.fim,
+                                               engine.tokenize, header=header)
+            over = engine.measure(prompt.ids) + TEMPLATE_OVERHEAD_TOKENS - total
+            if over <= 0:
+                log.debug("budget %d: header %d tokens (%d snippets), window %d+%d, max_tokens %d",
+                          total, header_tokens, len(snippets), window.prefix_tokens,
+                          window.suffix_tokens, max_tokens)
+                return window, prompt, snippets
+            budget -= over + 16  # per-line counts underestimated the joined text: shrink, retry
+        raise ModelError("could not fit the prompt into the context window")
+
+    def _schedule_warm(self, engine: Engine, ids: list[Any] | None) -> None:
+        if self._warm_timer is not None:
+            self._warm_timer.cancel()
+            self._warm_timer = None
+        if ids is None:
+            return
+
+        def warm(cancel: threading.Event) -> int:
+            n = engine.warm(ids, cancel)
+            log.debug("warmed the full window: %d tokens evaluated", n)
+            return n
+
+        def start() -> None:
+            self._warm_timer = None
+            fut, _ = engine.submit(warm, lane="complete")
+            fut.add_done_callback(_log_unexpected)
+
+        self._warm_timer = asyncio.get_running_loop().call_later(defaults.REFRESH_IDLE_S, start)
+
+    def stats(self) -> dict[str, Any]:
+        return {"requests": self.requests, "cacheHits": self.cache.hits,
+                "typedAheadHits": self.cache.typed_ahead_hits, "naive": self.naive}
+
+    def shutdown(self) -> None:
+        if self._warm_timer is not None:
+            self._warm_timer.cancel()
+
+
+def _situation(req: CompletionRequest, window: Window) -> Situation:
+    """What post-processing needs to know about the cursor."""
+    line_text = req.lines[req.line] if req.line < len(req.lines) else ""
+    col = min(req.column, len(line_text))
+    above = next((ln for ln in reversed(req.lines[max(0, req.line - 50) : req.line])
+                  if ln.strip()), "")
+    return Situation(line_text[:col], line_text[col:].rstrip("\r\n"), window.suffix, above)
+
+
+def _finish_text(raw: str, heal: str, sit: Situation) -> str:
+    """The suggestion from the generated text: healing checked and removed, rules applied."""
+    if heal and not raw.startswith(heal):
+        log.debug("token healing failed: %r does not start with %r", raw, heal)
+        return ""
+    return finish(raw[len(heal):], sit)
+
+
+def _log_unexpected(fut: Any) -> None:
+    exc = fut.exception() if not fut.cancelled() else None
+    if exc is not None and not isinstance(exc, Cancelled):
+        log.error("background job failed", exc_info=exc)
