@@ -12,11 +12,12 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lsp_server import __version__, defaults
-from lsp_server.settings import Settings
+from lsp_server.settings import SCHEMA, Settings
 
 log = logging.getLogger("lsp_server")
 
@@ -52,19 +53,17 @@ def _host_port(text: str) -> tuple[str, int]:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="a models.toml name or a path to a .gguf file")
-    p.add_argument("--models-file", help="an extra models.toml to read after the bundled one")
-    p.add_argument("--n-gpu-layers", type=int, help="layers to offload (-1 = all when possible)")
-    p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    p.add_argument("--context-tokens", type=int, help="context window (≤ 8192)")
-    p.add_argument("--max-tokens", type=int, help="tokens to generate at most")
-    p.add_argument("--backend", choices=("local", "llama-server", "openai"),
-                   help="where generation runs: in-process (default) or a remote engine")
-    p.add_argument("--endpoint", help="remote engine URL (llama-server root, or an OpenAI-"
-                                      "compatible base URL such as http://host:8000/v1)")
-    p.add_argument("--api-key-env", help="NAME of the environment variable holding the API key")
+    """The settings that have a flag (the schema says which), then logging."""
+    for f in SCHEMA:
+        if f.flag:
+            p.add_argument(f.flag, type=_ARG_TYPES.get(f.check.kind, str), choices=f.check.choices or None,
+                           help=f.help)
     p.add_argument("--log-file", help="also write logs to this file")
     p.add_argument("-v", "--verbose", action="count", default=0, help="debug logs (-vv: protocol)")
+
+
+# argparse types of the schema's JSON kinds (anything else is a string).
+_ARG_TYPES: dict[str, Callable[[str], Any]] = {"integer": int, "number": float}
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -73,18 +72,11 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     from lsp_server.settings import load_user_settings, merge
 
     s, problems = load_user_settings(Settings())
-    pairs = {
-        "model": "model", "models_file": "modelsFile", "n_gpu_layers": "nGpuLayers",
-        "threads": "threads", "context_tokens": "contextTokens", "max_tokens": "maxTokens",
-        "backend": "backend", "endpoint": "endpoint", "api_key_env": "apiKeyEnv",
-    }
     flags: dict[str, Any] = {}
-    for arg, key in pairs.items():
-        value = getattr(args, arg, None)
+    for f in SCHEMA:
+        value = getattr(args, f.name, None) if f.flag else None
         if value is not None:
-            flags[key] = str(value) if key == "modelsFile" else value
-    if flags.get("contextTokens"):
-        flags["contextTokens"] = max(256, min(flags["contextTokens"], defaults.MAX_CONTEXT_TOKENS))
+            flags[f.key] = f.check.clamp(value) if f.meta.cli_clamp and value else value
     s, flag_problems = merge(s, flags)
     for problem in [*problems, *flag_problems]:
         log.warning("%s", problem)

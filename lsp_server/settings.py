@@ -1,13 +1,19 @@
-"""User settings: one typed object, merged from CLI < initializationOptions < workspace/configuration.
+"""User settings: one schema, merged from CLI < initializationOptions < workspace/configuration.
 
-Editors send camelCase JSON (section ``starcoder``); a bad value must never crash the server, so
-each field is validated on its own: an invalid one keeps its previous value and yields a message
-for ``window/showMessage``.
+Each field of `Settings` carries its own metadata (validator, `reload`, CLI flag, description), and
+everything else is derived from it: the camelCase keys editors send (section ``starcoder``), the
+`serve`/`complete`/`explain` flags, the key whose change means loading the model again. The README
+table, the VS Code extension's `package.json` and the keys it sends are checked against it
+(tests/test_settings_drift.py), so a setting cannot exist in one place and not another.
+
+A bad value must never crash the server, so each field is validated on its own: an invalid one
+keeps its previous value and yields a message for ``window/showMessage``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import tomllib
 import urllib.parse
@@ -21,36 +27,38 @@ import platformdirs
 from lsp_server import defaults
 from lsp_server.files import FileRefused, read_bounded
 
+# Where generation runs (`backend`): the only spelling of these names in Python.
+LOCAL = "local"  # llama.cpp inside the server process
+LLAMA_SERVER = "llama-server"  # llama.cpp's own server: native /infill
+OPENAI = "openai"  # any OpenAI-compatible /v1/completions
+BACKENDS = (LOCAL, LLAMA_SERVER, OPENAI)
+# What to do when the model does not fit in free memory (`memoryPolicy`).
+REFUSE = "refuse"
+SHRINK = "shrink"  # lower the context instead
+MEMORY_POLICIES = (REFUSE, SHRINK)
+
 
 @dataclass(frozen=True)
-class Settings:
-    model: str = defaults.DEFAULT_MODEL
-    models_file: str | None = None
-    n_gpu_layers: int = defaults.N_GPU_LAYERS
-    threads: int = field(default_factory=defaults.default_threads)
-    context_tokens: int = defaults.CONTEXT_TOKENS
-    max_tokens: int | None = None  # None: the model entry's recommendation
-    temperature: float | None = None  # None: the model entry's recommendation
-    enable: bool = True
-    idle_unload_minutes: float = defaults.IDLE_UNLOAD_MINUTES
-    backend: str = "local"
-    endpoint: str | None = None
-    api_key_env: str | None = None
-    memory_policy: str = "refuse"  # or "shrink": lower the context when memory is short
-    exclude: tuple[str, ...] = ()  # the user's own globs of files never used nor completed
-    gitignore: bool = False  # also exclude what the workspace's .gitignore matches
+class Check:
+    """A validator plus what it accepts, which the CLI and the drift checks read (JSON schema terms)."""
 
-    def load_key(self) -> tuple[object, ...]:
-        """The fields that shape the loaded model: a change in any of them means a reload."""
-        return (self.model, self.models_file, self.context_tokens, self.threads,
-                self.n_gpu_layers, self.memory_policy, self.backend, self.endpoint,
-                self.api_key_env)
+    fn: Callable[[Any], Any]
+    kind: str  # "integer" | "number" | "string" | "boolean" | "array" (of strings)
+    lo: float | None = None
+    hi: float | None = None
+    choices: tuple[str, ...] = ()
 
-    def replace(self, **changes: Any) -> Settings:
-        return dataclasses.replace(self, **changes)
+    def __call__(self, value: Any) -> Any:
+        return self.fn(value)
+
+    def clamp(self, value: Any) -> Any:
+        """`value` moved into range (for CLI flags that clamp instead of refusing)."""
+        if self.lo is not None and self.hi is not None:
+            return max(self.lo, min(value, self.hi))
+        return value
 
 
-def _int_range(lo: int, hi: int) -> Callable[[Any], int]:
+def _int_range(lo: int, hi: int) -> Check:
     def check(v: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, int | float) or int(v) != v:
             raise ValueError("must be a whole number")
@@ -58,10 +66,10 @@ def _int_range(lo: int, hi: int) -> Callable[[Any], int]:
             raise ValueError(f"must be between {lo} and {hi}")
         return int(v)
 
-    return check
+    return Check(check, "integer", lo, hi)
 
 
-def _float_range(lo: float, hi: float) -> Callable[[Any], float]:
+def _float_range(lo: float, hi: float) -> Check:
     def check(v: Any) -> float:
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise ValueError("must be a number")
@@ -69,7 +77,7 @@ def _float_range(lo: float, hi: float) -> Callable[[Any], float]:
             raise ValueError(f"must be between {lo} and {hi}")
         return float(v)
 
-    return check
+    return Check(check, "number", lo, hi)
 
 
 def _string(v: Any) -> str:
@@ -132,36 +140,154 @@ def _bool(v: Any) -> bool:
     return v
 
 
-def _choice(*options: str) -> Callable[[Any], str]:
+def _choice(*options: str) -> Check:
     def check(v: Any) -> str:
         if v not in options:
             raise ValueError(f"must be one of {', '.join(options)}")
         return str(v)
 
-    return check
+    return Check(check, "string", choices=options)
 
 
-# camelCase key -> (field name, validator). `None` in JSON resets a field to its default.
-_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
-    "model": ("model", _string),
-    "modelsFile": ("models_file", _string),
-    "nGpuLayers": ("n_gpu_layers", _int_range(-1, 10_000)),
-    "threads": ("threads", _int_range(1, 1024)),
-    "contextTokens": ("context_tokens", _int_range(256, defaults.MAX_CONTEXT_TOKENS)),
-    "maxTokens": ("max_tokens", _int_range(1, 4096)),
-    "temperature": ("temperature", _float_range(0.0, 2.0)),
-    "enable": ("enable", _bool),
-    "idleUnloadMinutes": ("idle_unload_minutes", _float_range(0.0, 7 * 24 * 60)),
-    "backend": ("backend", _choice("local", "llama-server", "openai")),
-    "endpoint": ("endpoint", _endpoint),
-    "apiKeyEnv": ("api_key_env", _api_key_env),
-    "memoryPolicy": ("memory_policy", _choice("refuse", "shrink")),
-    "exclude": ("exclude", _globs),
-    "gitignore": ("gitignore", _bool),
-}
+_TEXT = Check(_string, "string")
+_FLAG = Check(_bool, "boolean")
 
 
-_REMOTE_KEYS = frozenset({"backend", "endpoint", "apiKeyEnv"})
+@dataclass(frozen=True)
+class Meta:
+    """What one setting is, beside its type and default (which the dataclass field holds)."""
+
+    check: Check
+    doc: str  # what it does, in markdown: the README table and (without markup) the CLI's help
+    reload: bool = False  # a change means loading the model (or connecting) again
+    cli: bool = False  # also a flag of `serve`, `complete`, `explain`, `demo`: --kebab-case name
+    cli_clamp: bool = False  # that flag's value is moved into range instead of refused
+    remote: bool = False  # a remote-engine setting: these change together or not at all
+    default_doc: str | None = None  # the README's default when it depends on the machine or model
+
+
+def _setting(default: Any = dataclasses.MISSING, *, factory: Callable[[], Any] | None = None,
+             **meta: Any) -> Any:
+    """A `Settings` field carrying its `Meta` (its default is the field's own)."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"setting": Meta(**meta)})
+    return field(default=default, metadata={"setting": Meta(**meta)})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The server's settings; each field's `_setting(...)` is its entry in the schema."""
+
+    model: str = _setting(
+        defaults.DEFAULT_MODEL, check=_TEXT, reload=True, cli=True,
+        doc="a `models.toml` name or a path to a `.gguf` file")
+    models_file: str | None = _setting(
+        None, check=_TEXT, reload=True, cli=True,
+        doc="an extra `models.toml` (catalogue file), read after the bundled one")
+    n_gpu_layers: int = _setting(
+        defaults.N_GPU_LAYERS, check=_int_range(-1, 10_000), reload=True, cli=True,
+        doc="layers to offload to the GPU; -1 = all when the llama.cpp build can, else 0")
+    threads: int = _setting(
+        factory=defaults.default_threads, check=_int_range(1, 1024), reload=True, cli=True,
+        default_doc="all cores",
+        doc="CPU threads for the model; llama-cpp-python alone would use half the cores")
+    context_tokens: int = _setting(
+        defaults.CONTEXT_TOKENS, check=_int_range(256, defaults.MAX_CONTEXT_TOKENS), reload=True,
+        cli=True, cli_clamp=True, doc=f"prompt window in tokens (≤ {defaults.MAX_CONTEXT_TOKENS})")
+    max_tokens: int | None = _setting(
+        None, check=_int_range(1, 4096), cli=True, default_doc="the model's",
+        doc="tokens to generate at most")
+    temperature: float | None = _setting(
+        None, check=_float_range(0.0, 2.0), default_doc="the model's (0 = greedy)",
+        doc="sampling temperature")
+    enable: bool = _setting(True, check=_FLAG, doc="turn completions off/on without restarting")
+    idle_unload_minutes: float = _setting(
+        defaults.IDLE_UNLOAD_MINUTES, check=_float_range(0.0, 7 * 24 * 60),
+        doc="free the model after this idle time (0 = never); status `unloaded`, the next request "
+            "loads it again")
+    backend: str = _setting(
+        LOCAL, check=_choice(*BACKENDS), reload=True, cli=True, remote=True,
+        doc="where generation runs: `local` (in-process llama.cpp), or a remote engine, "
+            "`llama-server` or `openai` (docs/team.md)")
+    endpoint: str | None = _setting(
+        None, check=Check(_endpoint, "string"), reload=True, cli=True, remote=True,
+        doc="the remote engine's URL: llama-server's root, or an OpenAI base URL "
+            "(`https://gpu:8000/v1`); no user name or password in it")
+    api_key_env: str | None = _setting(
+        None, check=Check(_api_key_env, "string"), reload=True, cli=True, remote=True,
+        doc="the *name* of the environment variable holding the engine's API key (never logged); "
+            "must start with `STARCODER_`, e.g. `STARCODER_API_KEY`")
+    memory_policy: str = _setting(
+        REFUSE, check=_choice(*MEMORY_POLICIES), reload=True,
+        doc="when weights + KV cache exceed free memory: `refuse` with a message, or `shrink` the "
+            "context (warning)")
+    exclude: tuple[str, ...] = _setting(
+        (), check=Check(_globs, "array"),
+        doc="files never completed, explained or used as context, in `.gitignore` syntax "
+            "(`[\"*.tfvars\", \"config/prod/\"]`), on top of the built-in secrets list")
+    gitignore: bool = _setting(
+        False, check=_FLAG, doc="also exclude what the workspace's `.gitignore` files match")
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def load_key(self) -> tuple[object, ...]:
+        """The values of the settings that shape the loaded model (or remote connection): when
+        this changes, the model must be loaded again; any other change applies at once."""
+        return tuple(getattr(self, f.name) for f in SCHEMA if f.reload)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One setting of the schema: its names everywhere, its validator and its metadata."""
+
+    name: str  # the `Settings` attribute (and the argparse dest)
+    key: str  # camelCase, as editors, settings.toml and package.json (`starcoder.<key>`) spell it
+    meta: Meta
+
+    @property
+    def check(self) -> Check:
+        return self.meta.check
+
+    @property
+    def reload(self) -> bool:
+        return self.meta.reload
+
+    @property
+    def flag(self) -> str | None:
+        """The CLI flag (`--context-tokens`), or None when the setting has none."""
+        return "--" + self.name.replace("_", "-") if self.meta.cli else None
+
+    def default(self) -> Any:
+        return getattr(Settings(), self.name)
+
+    @property
+    def default_text(self) -> str | None:
+        """The default as the README and `--help` show it (None: unset)."""
+        if self.meta.default_doc is not None:
+            return self.meta.default_doc
+        value = self.default()
+        if value is None or isinstance(value, str):
+            return value
+        return json.dumps(list(value) if isinstance(value, tuple) else value)
+
+    @property
+    def help(self) -> str:
+        """`doc` and the default as plain text for argparse (which formats %)."""
+        text = self.meta.doc + (f" (default: {self.default_text})" if self.default_text else "")
+        return re.sub(r"[`*]", "", text).replace("%", "%%")
+
+
+def _schema() -> tuple[Field, ...]:
+    def camel(name: str) -> str:
+        head, *rest = name.split("_")
+        return head + "".join(part.title() for part in rest)
+
+    return tuple(Field(f.name, camel(f.name), f.metadata["setting"]) for f in dataclasses.fields(Settings))
+
+
+SCHEMA = _schema()
+BY_KEY: dict[str, Field] = {f.key: f for f in SCHEMA}
 
 
 def merge(base: Settings, raw: Any) -> tuple[Settings, list[str]]:
@@ -177,32 +303,33 @@ def merge(base: Settings, raw: Any) -> tuple[Settings, list[str]]:
     refused: set[str] = set()
     fresh = Settings()
     for key, value in raw.items():
-        if key not in _FIELDS:
+        if key not in BY_KEY:
             continue  # unknown keys belong to other tools (e.g. the VS Code extension's own)
-        name, check = _FIELDS[key]
-        if value is None:
-            changes[name] = getattr(fresh, name)
+        f = BY_KEY[key]
+        if value is None:  # `null` resets a field to its default
+            changes[f.name] = getattr(fresh, f.name)
             continue
         try:
-            changes[name] = check(value)
+            changes[f.name] = f.check(value)
         except ValueError as exc:
             got = redact_url(repr(value))[:200]
-            kept = redact_url(repr(getattr(base, name)))
+            kept = redact_url(repr(getattr(base, f.name)))
             problems.append(f"starcoder.{key} {exc} (got {got}); keeping {kept}")
             refused.add(key)
-    if refused & _REMOTE_KEYS:
+    remote = [f for f in SCHEMA if f.meta.remote]
+    if refused & {f.key for f in remote}:
         # They only make sense together: a refused key name with an accepted endpoint would
         # still send code (and maybe another key) somewhere. Nothing is contacted on their basis.
-        for key in _REMOTE_KEYS:
-            changes.pop(_FIELDS[key][0], None)
-        problems.append("the remote engine settings (backend, endpoint, apiKeyEnv) were not "
+        for f in remote:
+            changes.pop(f.name, None)
+        problems.append(f"the remote engine settings ({', '.join(f.key for f in remote)}) were not "
                         "changed because one of them was refused")
     return base.replace(**changes), problems
 
 
 def to_camel(settings: Settings) -> dict[str, Any]:
     """The camelCase view, for logs and for the CLI to pass settings as initializationOptions."""
-    return {key: getattr(settings, name) for key, (name, _) in _FIELDS.items()}
+    return {f.key: getattr(settings, f.name) for f in SCHEMA}
 
 
 def user_settings_path() -> Path:

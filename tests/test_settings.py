@@ -152,8 +152,8 @@ def test_a_user_settings_file_that_is_a_fifo_is_skipped(tmp_path: Path,
 def test_the_readme_documents_every_setting() -> None:
     import re
 
-    from lsp_server.settings import _FIELDS
+    from lsp_server.settings import BY_KEY
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     table = set(re.findall(r"^\| `(\w+)` \|", readme, re.MULTILINE))
-    assert set(_FIELDS) <= table, set(_FIELDS) - table
+    assert set(BY_KEY) <= table, set(BY_KEY) - table

@@ -6,35 +6,46 @@
  * "reset to the default", so every key is always sent — clearing a setting in VS Code must undo it.
  */
 
+import pkg from '../package.json';
+
 export const SECTION = 'starcoder';
-export const MAX_CONTEXT_TOKENS = 8192;
-export const MIN_CONTEXT_TOKENS = 256;
-export const BACKENDS = ['local', 'llama-server', 'openai'] as const;
-export type Backend = (typeof BACKENDS)[number];
 
-/** The `starcoder` section exactly as the server's settings.py reads it (camelCase). */
-export interface ServerSettings {
-  model: string | null;
-  modelsFile: string | null;
-  nGpuLayers: number | null;
-  threads: number | null;
-  contextTokens: number | null;
-  maxTokens: number | null;
-  temperature: number | null;
-  enable: boolean;
-  idleUnloadMinutes: number | null;
-  backend: Backend | null;
-  endpoint: string | null;
-  apiKeyEnv: string | null;
-  exclude: string[];
-  gitignore: boolean;
-}
-
-/** Every key the server understands; package.json must contribute `starcoder.<key>` for each. */
-export const SERVER_SETTING_KEYS: readonly (keyof ServerSettings)[] = [
+/**
+ * Every key the server understands (lsp_server/settings.py's schema), in its order: what the
+ * extension sends. tests/test_settings_drift.py reads this list and checks it, and package.json's
+ * `starcoder.<key>` entries (type, default, range, choices), against the server's schema; the
+ * unit tests check that package.json contributes nothing else but the extension's own settings.
+ */
+export const SERVER_SETTING_KEYS = [
   'model', 'modelsFile', 'nGpuLayers', 'threads', 'contextTokens', 'maxTokens', 'temperature',
-  'enable', 'idleUnloadMinutes', 'backend', 'endpoint', 'apiKeyEnv', 'exclude', 'gitignore',
+  'enable', 'idleUnloadMinutes', 'backend', 'endpoint', 'apiKeyEnv', 'memoryPolicy', 'exclude',
+  'gitignore',
+] as const;
+export type ServerKey = (typeof SERVER_SETTING_KEYS)[number];
+
+/** Settings only the extension reads (the server never sees them). */
+export const EXTENSION_SETTING_KEYS: readonly string[] = [
+  'enableLanguages', 'server.path', 'server.pythonPath', 'server.args', 'trace.server',
 ];
+
+/** A contributed setting, as package.json declares it (the ranges and choices used below). */
+export interface Contributed {
+  type?: string | string[];
+  default?: unknown;
+  minimum?: number;
+  maximum?: number;
+  enum?: string[];
+  scope?: string;
+  description?: string;
+  markdownDescription?: string;
+}
+export const CONTRIBUTED = pkg.contributes.configuration.properties as Record<string, Contributed>;
+
+function contributed(key: ServerKey): Contributed {
+  const p = CONTRIBUTED[`${SECTION}.${key}`];
+  if (!p) throw new Error(`package.json does not contribute ${SECTION}.${key}`);
+  return p;
+}
 
 /**
  * Settings a cloned repository must never choose, even in a trusted workspace: where code and keys
@@ -123,28 +134,60 @@ function num(v: unknown, lo: number, hi: number): number | null {
   return Math.min(hi, Math.max(lo, v));
 }
 
+/** A whole number rounded and clamped into the range package.json gives `key`. */
+function integer(key: ServerKey): (v: unknown) => number | null {
+  const { minimum = -Infinity, maximum = Infinity } = contributed(key);
+  return (v) => int(v, minimum, maximum);
+}
+
+/** A number clamped into the range package.json gives `key`. */
+function number(key: ServerKey): (v: unknown) => number | null {
+  const { minimum = -Infinity, maximum = Infinity } = contributed(key);
+  return (v) => num(v, minimum, maximum);
+}
+
+/** One of the choices package.json lists for `key`. */
+function choice(key: ServerKey): (v: unknown) => string | null {
+  const options = contributed(key).enum ?? [];
+  return (v) => (typeof v === 'string' && options.includes(v) ? v : null);
+}
+
+type Normalise = (v: unknown, ctx: PathContext) => unknown;
+
+/** How each value is sent: bad values become `null` (= the server's default). */
+const NORMALISE = {
+  model: (v: unknown, ctx: PathContext) => {
+    const model = str(v);
+    return model && looksLikePath(model) ? expandPath(model, ctx) : model;
+  },
+  modelsFile: (v: unknown, ctx: PathContext) => {
+    const file = str(v);
+    return file ? expandPath(file, ctx) : null;
+  },
+  nGpuLayers: integer('nGpuLayers'),
+  // 0 / unset: all cores (the server decides)
+  threads: (v: unknown) => int(v, 0, contributed('threads').maximum ?? Infinity) || null,
+  contextTokens: integer('contextTokens'),
+  maxTokens: integer('maxTokens'),
+  temperature: number('temperature'),
+  enable: (v: unknown) => v !== false,
+  idleUnloadMinutes: number('idleUnloadMinutes'),
+  backend: choice('backend'),
+  endpoint: str,
+  apiKeyEnv: str,
+  memoryPolicy: choice('memoryPolicy'),
+  exclude: (v: unknown) => globs(v).map((g) => g.trim()),
+  gitignore: (v: unknown) => v === true,
+} satisfies { [K in ServerKey]: Normalise };
+
+/** The `starcoder` section exactly as the server's settings.py reads it (camelCase). */
+export type ServerSettings = { [K in ServerKey]: ReturnType<(typeof NORMALISE)[K]> };
+
 /** Settings from VS Code → the server's settings object. Bad values become `null` (= default). */
 export function toServerSettings(get: ConfigGet, ctx: PathContext = {}): ServerSettings {
-  const model = str(get('model'));
-  const modelsFile = str(get('modelsFile'));
-  const backend = get('backend');
-  const threads = int(get('threads'), 0, 1024);
-  return {
-    model: model && looksLikePath(model) ? expandPath(model, ctx) : model,
-    modelsFile: modelsFile ? expandPath(modelsFile, ctx) : null,
-    nGpuLayers: int(get('nGpuLayers'), -1, 10_000),
-    threads: threads ? threads : null, // 0 / unset: all cores (the server decides)
-    contextTokens: int(get('contextTokens'), MIN_CONTEXT_TOKENS, MAX_CONTEXT_TOKENS),
-    maxTokens: int(get('maxTokens'), 1, 4096),
-    temperature: num(get('temperature'), 0, 2),
-    enable: get('enable') !== false,
-    idleUnloadMinutes: num(get('idleUnloadMinutes'), 0, 7 * 24 * 60),
-    backend: BACKENDS.includes(backend as Backend) ? (backend as Backend) : null,
-    endpoint: str(get('endpoint')),
-    apiKeyEnv: str(get('apiKeyEnv')),
-    exclude: globs(get('exclude')).map((g) => g.trim()),
-    gitignore: get('gitignore') === true,
-  };
+  const out: Partial<Record<ServerKey, unknown>> = {};
+  for (const key of SERVER_SETTING_KEYS) out[key] = NORMALISE[key](get(key), ctx);
+  return out as ServerSettings;
 }
 
 /** A plain object (e.g. package.json defaults or a test fixture) as a ConfigGet. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { SERVER_SETTING_KEYS, USER_ONLY_KEYS, expandPath, getterFor, looksLikePath, toServerSettings, userScopedGetter, type Levels } from '../../src/settings';
+import { EXTENSION_SETTING_KEYS, SERVER_SETTING_KEYS, USER_ONLY_KEYS, expandPath, getterFor, looksLikePath, toServerSettings, userScopedGetter, type Levels } from '../../src/settings';
 
 const root = path.resolve(__dirname, '../../..');
 interface Prop { default?: unknown; scope?: string; description?: string; markdownDescription?: string; type?: unknown }
@@ -26,6 +26,12 @@ describe('package.json settings', () => {
       assert.ok(p.description || p.markdownDescription, `starcoder.${key} has a description`);
       assert.ok(p.scope, `starcoder.${key} has a scope`);
     }
+  });
+
+  it('contributes nothing but the server settings and the extension\'s own', () => {
+    const contributed = Object.keys(props).map((k) => k.replace(/^starcoder\./, '')).sort();
+    assert.deepEqual(contributed, [...SERVER_SETTING_KEYS, ...EXTENSION_SETTING_KEYS].sort());
+    for (const key of EXTENSION_SETTING_KEYS) assert.ok(!(SERVER_SETTING_KEYS as readonly string[]).includes(key), key);
   });
 
   it('gives every contributed setting a description and a valid scope', () => {
@@ -76,6 +82,7 @@ describe('toServerSettings', () => {
       backend: 'local',
       endpoint: null,
       apiKeyEnv: null,
+      memoryPolicy: 'refuse',
       exclude: [],
       gitignore: false,
     });
@@ -92,12 +99,14 @@ describe('toServerSettings', () => {
     const s = toServerSettings(defaults({
       model: 'starcoder2-3b', nGpuLayers: 0, threads: 4, contextTokens: 4096, maxTokens: 64,
       temperature: 0.2, enable: false, idleUnloadMinutes: 15, backend: 'llama-server',
-      endpoint: 'http://127.0.0.1:8080/v1', apiKeyEnv: 'STARCODER_KEY', exclude: ['*.tfvars', 7], gitignore: true,
+      endpoint: 'http://127.0.0.1:8080/v1', apiKeyEnv: 'STARCODER_KEY', memoryPolicy: 'shrink',
+      exclude: ['*.tfvars', 7], gitignore: true,
     }));
     assert.deepEqual(s, {
       model: 'starcoder2-3b', modelsFile: null, nGpuLayers: 0, threads: 4, contextTokens: 4096,
       maxTokens: 64, temperature: 0.2, enable: false, idleUnloadMinutes: 15, backend: 'llama-server',
-      endpoint: 'http://127.0.0.1:8080/v1', apiKeyEnv: 'STARCODER_KEY', exclude: ['*.tfvars'], gitignore: true,
+      endpoint: 'http://127.0.0.1:8080/v1', apiKeyEnv: 'STARCODER_KEY', memoryPolicy: 'shrink',
+      exclude: ['*.tfvars'], gitignore: true,
     });
   });
 
@@ -109,11 +118,15 @@ describe('toServerSettings', () => {
     assert.equal(s.nGpuLayers, -1);
     assert.equal(s.threads, 3);
     assert.equal(toServerSettings(defaults({ contextTokens: 10 })).contextTokens, 256);
+    const high = toServerSettings(defaults({ nGpuLayers: 20_000, idleUnloadMinutes: 1e9, threads: 5000 }));
+    assert.deepEqual([high.nGpuLayers, high.idleUnloadMinutes, high.threads], [10_000, 7 * 24 * 60, 1024]);
+    assert.equal(toServerSettings(defaults({ threads: -5 })).threads, null); // below 1: all cores
   });
 
   it('turns wrong types, blanks and unknown choices into null (the server default)', () => {
     const s = toServerSettings(defaults({
       model: '   ', modelsFile: 42, contextTokens: '4096', temperature: Number.NaN, backend: 'cloud', threads: 0, endpoint: '',
+      memoryPolicy: 'swap', enable: 'no', gitignore: 'yes',
     }));
     assert.equal(s.model, null);
     assert.equal(s.modelsFile, null);
@@ -122,6 +135,9 @@ describe('toServerSettings', () => {
     assert.equal(s.backend, null);
     assert.equal(s.threads, null);
     assert.equal(s.endpoint, null);
+    assert.equal(s.memoryPolicy, null);
+    assert.equal(s.enable, true);
+    assert.equal(s.gitignore, false);
   });
 
   it('expands ~, ${userHome} and ${workspaceFolder} in model paths, never in model names', () => {
