@@ -26,7 +26,7 @@ from lsp_server.models import store
 from lsp_server.models.catalog import Catalog, load_catalog
 from lsp_server.models.spec import CatalogError, Family, ModelSpec
 from lsp_server.models.watch import FileWatcher
-from lsp_server.settings import Settings
+from lsp_server.settings import LOCAL, SHRINK, Settings
 from lsp_server.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class ModelManager:
         async with self._load_lock:
             # Claimed now, so settings that arrive while this load runs do not queue a second one.
             self._loaded_key = self.settings.load_key()
-            if self.settings.backend != "local":
+            if self.settings.backend != LOCAL:
                 await self._connect()
             else:
                 await self._load_local()
@@ -168,7 +168,7 @@ class ModelManager:
             n_ctx = min(self.settings.context_tokens, spec.context_length or 1 << 30)
             options = LoadOptions(n_ctx=n_ctx, n_threads=self.settings.threads,
                                   n_gpu_layers=self.settings.n_gpu_layers,
-                                  shrink_to_fit=self.settings.memory_policy == "shrink")
+                                  shrink_to_fit=self.settings.memory_policy == SHRINK)
 
             def job(_: LoadedModel | None, __: threading.Event) -> LoadedModel:
                 t0 = time.perf_counter()

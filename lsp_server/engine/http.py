@@ -33,12 +33,10 @@ from lsp_server.engine.base import EngineDown
 from lsp_server.engine.generate import Cancelled
 from lsp_server.engine.worker import CancelFlag
 from lsp_server.hosts import is_loopback
-from lsp_server.settings import API_KEY_ENV
+from lsp_server.settings import API_KEY_ENV, LLAMA_SERVER, OPENAI
 
 log = logging.getLogger(__name__)
 
-OPENAI = "openai"
-LLAMA_SERVER = "llama-server"
 # Status codes worth retrying: the engine or the load balancer in front of it is busy or moving.
 RETRY_STATUS = frozenset({408, 429, 502, 503, 504})
 
