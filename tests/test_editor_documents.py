@@ -22,6 +22,7 @@ import pytest
 from lsprotocol import types
 from pygls.io_ import StdoutWriter
 
+from lsp_server.protocol import explain, requests
 from lsp_server.protocol import server as srv
 from lsp_server.settings import Settings
 from tests.conftest import Session, lsp_session
@@ -89,7 +90,7 @@ class InProcess:
         self.feed("textDocument/didClose", {"textDocument": {"uri": uri}})
 
     def request(self, uri: str, line: int = 0, character: int = 0) -> Any:
-        return srv._request(self.server, uri, types.Position(line, character))
+        return requests.completion_request(self.server, uri, types.Position(line, character))
 
 
 async def _workspace() -> InProcess:
@@ -119,7 +120,7 @@ async def test_each_document_gets_what_its_scheme_says() -> None:
         assert (other is not None) is completes, uri
         if other is not None and path:
             assert other.path == path, uri
-        actions = srv.explain_actions(p.server, types.CodeActionParams(
+        actions = explain.explain_actions(p.server, types.CodeActionParams(
             types.TextDocumentIdentifier(uri), types.Range(types.Position(0, 0),
                                                            types.Position(0, 5)),
             types.CodeActionContext(diagnostics=[])))

@@ -27,7 +27,8 @@ import pytest
 
 from lsp_server.models.catalog import bundled_catalog_path, load_catalog
 from lsp_server.models.spec import CatalogError
-from lsp_server.protocol import server as lsp_server_module
+from lsp_server.protocol import explain as explain_module
+from lsp_server.protocol import requests as requests_module
 from tests.no_network import AUDIT_FILE_ENV
 from tests.rawrpc import RawServer
 
@@ -164,7 +165,8 @@ def test_show_document_names_only_files_the_server_wrote(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever URI and text the client sent, the shown file is ours, in our folder."""
     folder = tmp_path / "explanations"
-    monkeypatch.setattr(lsp_server_module, "_explanations_dir", lambda: folder)
+    monkeypatch.setattr(explain_module, "explanations_dir", lambda: folder)
+    monkeypatch.setattr(requests_module, "explanations_dir", lambda: folder)
     shown: list[str] = []
 
     class Window:
@@ -182,15 +184,15 @@ def test_show_document_names_only_files_the_server_wrote(tmp_path: Path,
 
     for uri in ("file:///etc/passwd", "file:///../../root/.ssh/id_rsa", "untitled:x",
                 "file:///tmp/a%2F..%2F..%2Fb.md"):
-        asyncio.run(lsp_server_module.show_explanation(FakeLs(), uri,  # type: ignore[arg-type]
+        asyncio.run(explain_module.show_explanation(FakeLs(), uri,  # type: ignore[arg-type]
                                                        "It adds.\n../../etc/passwd"))
     assert len(shown) == 4
     for uri in shown:
         path = Path(uri.removeprefix("file://"))
         assert path.parent == folder and path.name.startswith("explanation-"), uri
-        assert lsp_server_module._is_our_output(str(path))
-    assert not lsp_server_module._is_our_output(str(folder / ".." / "x.md"))
-    assert not lsp_server_module._is_our_output("/etc/passwd")
+        assert requests_module._is_our_output(str(path))
+    assert not requests_module._is_our_output(str(folder / ".." / "x.md"))
+    assert not requests_module._is_our_output("/etc/passwd")
 
 
 def test_explanation_files_are_pruned(tmp_path: Path) -> None:

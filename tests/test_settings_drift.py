@@ -34,7 +34,7 @@ RELOADING = {"model", "modelsFile", "nGpuLayers", "threads", "contextTokens", "m
              "backend", "endpoint", "apiKeyEnv"}
 # CLI options of serve/complete/explain/demo that are not settings.
 NOT_SETTINGS = {"-h", "--help", "--log-file", "-v", "--verbose", "--json", "--stdio", "--tcp", "--ws",
-                "--socket", "--token-file"}
+                "--socket", "--token-file", "--naive"}
 PY_TYPES = {"integer": int, "number": float, "string": str, "boolean": bool, "array": tuple[str, ...]}
 
 
