@@ -26,6 +26,7 @@ class Assistant:
         self.explainer = ExplainPipeline(self.manager)
         self.complete = self.completion.complete
         self.explain = self.explainer.explain
+        self.edit = EditPipeline(self.manager).edit
         self.load = self.manager.load
 
     @property

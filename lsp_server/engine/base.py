@@ -109,6 +109,9 @@ class Engine(Protocol):
 
     def count(self, text: str) -> int: ...
 
+    def has_token(self, text: str) -> bool:
+        """Whether `text` is one token of the vocabulary (e.g. StarCoder's `<commit_before>`)."""
+
     def measure(self, ids: Sequence[Any]) -> int:
         """Tokens of a built prompt."""
 

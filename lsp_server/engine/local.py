@@ -42,6 +42,9 @@ class LocalEngine:
     def description(self) -> str:
         return f"{self.name} ({self.family.name})"
 
+    def has_token(self, text: str) -> bool:
+        return len(self.model.tokenize_special(text)) == 1
+
     def detokenize(self, ids: Sequence[Any]) -> str:
         return b"".join(self.model.pieces[t] for t in ids).decode("utf-8", "replace")
 

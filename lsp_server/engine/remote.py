@@ -254,6 +254,15 @@ class RemoteEngine:
     def detokenize(self, ids: Sequence[Any]) -> str:
         return "".join(ids)
 
+    def has_token(self, text: str) -> bool:
+        """From the vocabulary when the GGUF is here; else only the StarCoder family's markers
+        are assumed (its vocabularies all have them)."""
+        if self.vocab is not None:
+            from lsp_server.engine.model import tokenize
+
+            return len(tokenize(self.vocab.weights.vocab, text, special=True)) == 1
+        return self.family.name.startswith("starcoder")
+
     def count(self, text: str) -> int:
         if not text:
             return 0

@@ -225,9 +225,10 @@ class StarcoderServer(LanguageServer):
 def create_server(settings: Settings | None = None, *, loader: Loader = load_model,
                   naive: bool = False) -> StarcoderServer:
     """Build the server and wire every feature: the one place that knows which exist."""
-    from lsp_server.protocol import completion, explain, session  # they import this module
+    from lsp_server.protocol import actions, completion, edit, explain, session  # (they import
+    # this module)
 
     server = StarcoderServer(settings or Settings(), loader=loader, naive=naive)
-    for feature in (session, completion, explain):
+    for feature in (session, completion, actions, explain, edit):
         feature.setup(server)
     return server
