@@ -94,7 +94,7 @@ def test_no_shell_and_no_user_text_in_subprocesses() -> None:
                                                           "asyncio.create_subprocess_shell"}:
                 spawning.setdefault(rel, []).append(name)
     # `pip download` of a catalogue entry and the chat-template renderer, from argv lists.
-    assert spawning == {"lsp_server/models/store.py": ["subprocess.run"],
+    assert spawning == {"lsp_server/models/pypi.py": ["subprocess.run"],
                         "lsp_server/prompt/template.py": ["subprocess.run"]}, spawning
     for rel in spawning:
         source = (PACKAGE.parent / rel).read_text(encoding="utf-8")
