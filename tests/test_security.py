@@ -28,8 +28,8 @@ import pytest
 from lsp_server.models.catalog import bundled_catalog_path, load_catalog
 from lsp_server.models.spec import CatalogError
 from lsp_server.protocol import server as lsp_server_module
+from testkit.rawrpc import RawServer
 from tests.no_network import AUDIT_FILE_ENV
-from tests.rawrpc import RawServer
 
 PACKAGE = Path(__file__).resolve().parent.parent / "lsp_server"
 URI = "file:///sec/example.py"

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from lsp_server.protocol import auth, transports
+from testkit.rawrpc import encode
 from tests.netclient import INIT_CAPS, Listening, StreamClient, WsClient, raw_exchange
 from tests.ports import free_port
-from tests.rawrpc import encode
 
 URI = "file:///net/app.py"
 TEXT = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    \n"
