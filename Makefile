@@ -25,7 +25,7 @@ demo: install
 	$(BIN)/starcoder-lsp demo
 
 lint: install
-	$(BIN)/ruff check lsp_server tests benchmarks
+	$(BIN)/ruff check lsp_server tests benchmarks testkit
 
 typecheck: install
 	$(BIN)/mypy

@@ -21,17 +21,9 @@ from typing import Any
 
 from lsprotocol import types
 
-from benchmarks.lspclient import (
-    RESULTS_DIR,
-    LspDriver,
-    apply_inline,
-    item_text,
-    language_of,
-    resolve_model,
-    start_server,
-    timestamp,
-    write_results,
-)
+from benchmarks.common import RESULTS_DIR, language_of, resolve_model, timestamp, write_results
+from lsp_server.driver.editor import apply_inline, item_text
+from lsp_server.driver.session import Driver, start_server
 
 CASES_DIR = Path(__file__).resolve().parent / "crossfile_cases"
 CURSOR = "<CURSOR>"
@@ -141,7 +133,7 @@ async def run_condition(cases: list[Case], condition: str, model: str, root: Pat
     return outcomes
 
 
-async def _run_case(server: LspDriver, case: Case, condition: str, root: Path,
+async def _run_case(server: Driver, case: Case, condition: str, root: Path,
                     settle_s: float) -> dict[str, Outcome]:
     base = root / case.name
     opened: list[str] = []

@@ -1,8 +1,8 @@
 """The long hostile-input run: ≥ 10,000 messages against one server, with figures.
 
-Rounds of hypothesis batches (tests/hostile.py: hostile requests, notifications and broken
+Rounds of hypothesis batches (testkit/hostile.py: hostile requests, notifications and broken
 framing), each followed by an edit storm (1,000 didChange/s with superseded inline requests) and a
-cancel storm (tests/test_fuzz.py), all against the same server process and the tiny StarCoder GGUF
+cancel storm (testkit/storms.py), all against the same server process and the tiny StarCoder GGUF
 (threads=1), until `--messages` have been written. At the end a normal completion must answer what
 an untouched server answers. Printed and written to benchmarks/results/fuzz-STAMP.json: messages
 and bytes sent, requests, unanswered requests, crashes, protocol violations, peak and final RSS.
@@ -19,16 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.lspclient import RESULTS_DIR, timestamp, write_results
-from tests.hostile import FuzzStats, run_fuzz
-from tests.rawrpc import RawServer
-from tests.test_fuzz import (
-    INIT,
-    check_answer,
-    test_cancel_storm,
-    test_edit_storm_1000_changes_per_second,
-)
-from tests.tiny_models import write_tiny_starcoder
+from benchmarks.common import RESULTS_DIR, timestamp, write_results
+from testkit.hostile import FuzzStats, run_fuzz
+from testkit.rawrpc import RawServer
+from testkit.storms import INIT, cancel_storm, check_answer, edit_storm
+from testkit.tiny_models import write_tiny_starcoder
 
 
 def start(model: Path, log: Path) -> RawServer:
@@ -65,8 +60,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 run_fuzz(srv, examples=args.examples_per_round, seed_value=args.seed + rounds,
                          stats=stats)
-                test_edit_storm_1000_changes_per_second(srv)
-                test_cancel_storm(srv)
+                edit_storm(srv)
+                cancel_storm(srv)
             except Exception as exc:  # record and go on: the figures say what failed
                 failures.append(f"round {rounds}: {type(exc).__name__}: {str(exc)[:500]}")
             peak = max(peak, srv.peak_rss_mb())

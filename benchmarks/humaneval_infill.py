@@ -23,16 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.lspclient import (
-    RESULTS_DIR,
-    apply_inline,
-    item_text,
-    position_at,
-    resolve_model,
-    start_server,
-    timestamp,
-    write_results,
-)
+from benchmarks.common import RESULTS_DIR, resolve_model, timestamp, write_results
+from lsp_server.driver.editor import apply_inline, item_text, position_at
+from lsp_server.driver.session import start_server
 
 DATA_DIR = Path("/work/shared/data/human-eval-infilling")
 SPLIT_FILES = {

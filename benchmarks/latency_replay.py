@@ -31,8 +31,9 @@ from typing import Any
 
 from lsprotocol import types
 
-from benchmarks.lspclient import RESULTS_DIR, LspDriver, resolve_model, start_server, timestamp, write_results
-from tests.rawrpc import status_mb
+from benchmarks.common import RESULTS_DIR, resolve_model, timestamp, write_results
+from lsp_server.driver.session import start_server
+from testkit.rawrpc import status_mb
 
 KEY_INTERVAL_S = 0.150  # one character every 150 ms (~80 words per minute)
 TARGET_CHARS = 30_000  # ~8K Qwen tokens of Python
@@ -77,11 +78,6 @@ class Replay:
     samples: list[tuple[str, str]] = field(default_factory=list)
 
 
-async def stats(d: LspDriver) -> dict[str, Any]:
-    res = await d.client.protocol.send_request_async("starcoder/stats", {})
-    return res if isinstance(res, dict) else {k: getattr(res, k) for k in res._fields}
-
-
 def inline_params(uri: str, line: int, col: int) -> types.InlineCompletionParams:
     return types.InlineCompletionParams(
         text_document=types.TextDocumentIdentifier(uri), position=types.Position(line, col),
@@ -102,7 +98,7 @@ async def replay(model: str, naive: bool, n_lines: int, max_keys: int | None,
     async with start_server(model, log_path=log_dir / f"latency-{'naive' if naive else 'fast'}.log",
                             args=("-v", *(("--naive",) if naive else ()))) as d:
         await d.wait_ready()
-        pid = d.client._server.pid  # type: ignore[union-attr]
+        pid = d.pid
         d.open(uri, "".join(doc_lines), "python")
         t0 = time.perf_counter()
         first = await d.inline_item(uri, mid, indent[0])
@@ -111,7 +107,7 @@ async def replay(model: str, naive: bool, n_lines: int, max_keys: int | None,
         version = 1
         pending: asyncio.Future[Any] | None = None
         waiting: list[float] = []  # keystroke times still without a suggestion on screen
-        before = (await stats(d))["evaluated"]
+        before = (await d.stats())["evaluated"]
         for li, line_text in enumerate(typed):
             col = indent[li]
             for ch in line_text[indent[li] :]:
@@ -148,13 +144,13 @@ async def replay(model: str, naive: bool, n_lines: int, max_keys: int | None,
                         await pending
                 else:
                     await asyncio.sleep(max(0.0, t_key + KEY_INTERVAL_S - time.perf_counter()))
-                now_eval = (await stats(d))["evaluated"]
+                now_eval = (await d.stats())["evaluated"]
                 out.evaluated.append(now_eval - before)
                 before = now_eval
         if pending is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(pending, 600)
-        out.stats = await stats(d)
+        out.stats = await d.stats()
         out.rss_mb = rss_peak_mb(pid)
     return out
 

@@ -2,7 +2,7 @@
 
 Each round opens, edits (five keystrokes in the middle of the longest line), code-actions (five
 ranges, one of them the whole document), completes in (twice) and closes every document of
-tests/hostile.py (100 KB lines of spaces and brackets, a 1 MB minified bundle, deep nesting, a
+testkit/hostile.py (100 KB lines of spaces and brackets, a 1 MB minified bundle, deep nesting, a
 95,000-line table), and completes in a normal file that has them as context, with the tiny
 StarCoder GGUF, in both editor presets. After each document the server's `starcoder/stats`
 `loopLagMs` (the worst drift of its 10 ms event-loop probe since the previous stats call) is read.
@@ -21,10 +21,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.lspclient import timestamp, write_results
-from tests.conftest import PRESETS, lsp_session
-from tests.hostile import HOSTILE_DOCUMENTS, hostile_round
-from tests.tiny_models import write_tiny_starcoder
+from benchmarks.common import timestamp, write_results
+from testkit.hostile import HOSTILE_DOCUMENTS, hostile_round
+from testkit.sessions import PRESETS, lsp_session
+from testkit.tiny_models import write_tiny_starcoder
 
 BASE = "file:///tmp/starcoder-lag"
 NORMAL = f"{BASE}/normal.py"

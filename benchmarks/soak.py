@@ -1,7 +1,7 @@
 """Soak: replayed editing on the real model through the real server, for a long time, with drift.
 
 One server process (`python -m lsp_server serve`, the real model, default threads) and an editor
-replay driven over raw JSON-RPC (tests/rawrpc.py), so every request is accounted for by id:
+replay driven over raw JSON-RPC (testkit/rawrpc.py), so every request is accounted for by id:
 - an ~8K-token file (argparse.py, as in latency_replay) is opened; then, until time is up, a random
   code line is cleared and typed back one character every 150 ms: didChange, `$/cancelRequest` for
   the previous request if still unanswered, a new inline request (trigger Automatic);
@@ -31,9 +31,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarks.common import RESULTS_DIR, resolve_model, timestamp, write_results
 from benchmarks.latency_replay import KEY_INTERVAL_S, percentile, source_text
-from benchmarks.lspclient import RESULTS_DIR, resolve_model, timestamp, write_results
-from tests.rawrpc import RawServer
+from testkit.rawrpc import RawServer
 
 CANCELLED = -32800
 PAUSE_AFTER_LINE_S = 1.0

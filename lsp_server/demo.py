@@ -14,12 +14,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from lsprotocol import types
-from pygls.lsp.client import LanguageClient
 
 from lsp_server import defaults
+from lsp_server.driver.session import SETTLED, Driver, start_server
 
 SAMPLE = '''\
 import math
@@ -47,23 +47,6 @@ if __name__ == "__main__":
 '''
 
 
-def fix_code_action_union(client: Any) -> None:
-    """Parse `Command | CodeAction` results as editors do.
-
-    lsprotocol's client-side hook reads any object with a `command` key as a Command, so a
-    CodeAction that carries a command (what this server sends) would be mis-parsed; editors check
-    whether `command` is a string, and so does this.
-    """
-    conv = client.protocol._converter
-
-    def hook(obj: Any, _: type) -> types.Command | types.CodeAction:
-        if isinstance(obj.get("command"), str):
-            return conv.structure(obj, types.Command)
-        return conv.structure(obj, types.CodeAction)
-
-    conv.register_structure_hook(Union[types.Command, types.CodeAction], hook)  # noqa: UP007
-
-
 def _cursor(text: str) -> tuple[str, int, int]:
     before, after = text.split("{CURSOR}")
     line = before.count("\n")
@@ -76,54 +59,21 @@ async def _drive(model: str, workdir: Path, extra: list[str]) -> int:
     path = workdir / "sample.py"
     path.write_text(source, encoding="utf-8")
     uri = path.as_uri()
-    client = LanguageClient("starcoder-lsp-demo", "0")
-    ready = asyncio.get_running_loop().create_future()
 
-    @client.feature("starcoder/status")
-    def status(params: Any) -> None:
-        state = getattr(params, "state", None)
-        message = getattr(params, "message", "")
-        print(f"  status: {state} {message}", file=sys.stderr)
-        if state in ("ready", "error", "disabled") and not ready.done():
-            ready.set_result((state, message))
+    def status(st: dict[str, Any]) -> None:
+        print(f"  status: {st['state']} {st['message'] or ''}", file=sys.stderr)
 
-    @client.feature(types.WINDOW_SHOW_MESSAGE)
-    def show(params: types.ShowMessageParams) -> None:
-        pass
-
-    @client.feature(types.WINDOW_LOG_MESSAGE)
-    def log_message(params: types.LogMessageParams) -> None:
-        pass  # the server's stderr already shows its log; an editor puts these in its log panel
-
-    fix_code_action_union(client)
     t0 = time.perf_counter()
-    await client.start_io(sys.executable, "-m", "lsp_server", "serve", "--model", model, *extra)
-    caps = types.ClientCapabilities(
-        text_document=types.TextDocumentClientCapabilities(
-            inline_completion=types.InlineCompletionClientCapabilities()),
-    )
-    await client.initialize_async(types.InitializeParams(
-        capabilities=caps, root_uri=workdir.as_uri(), process_id=None))
-    client.initialized(types.InitializedParams())
-    client.text_document_did_open(types.DidOpenTextDocumentParams(
-        types.TextDocumentItem(uri=uri, language_id="python", version=1, text=source)))
-    state, message = await asyncio.wait_for(ready, timeout=600)
-    t_ready = time.perf_counter()
-    code = 0
-    if state != "ready":
-        print(f"starcoder-lsp: the server could not load the model: {message}", file=sys.stderr)
-        code = 1
-    else:
-        t1 = time.perf_counter()
-        result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri),
-            position=types.Position(line, col),
-            context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic),
-        ))
-        t2 = time.perf_counter()
-        items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
-        text = items[0].insert_text if items else ""
-        text = text if isinstance(text, str) else text.value
+    async with start_server(model, args=extra, root=workdir, on_status=status) as driver:
+        driver.open(uri, source)
+        st = await driver.wait_status(*SETTLED, timeout=defaults.DRIVER_READY_TIMEOUT_S)
+        t_ready = time.perf_counter()
+        if st["state"] != "ready":
+            print(f"starcoder-lsp: the server could not load the model: {st['message']}",
+                  file=sys.stderr)
+            return 1
+        res = await driver.inline_item(uri, line, col)
+        text = res.text
         lines = source.splitlines()
         print(f"\n--- {path.name}, line {line + 1}, col {col + 1} (inline completion) ---")
         for ln in lines[max(0, line - 4):line]:
@@ -132,35 +82,28 @@ async def _drive(model: str, workdir: Path, extra: list[str]) -> int:
               else f"  {lines[line][:col]}{text}")
         print("---")
         print(f"server start + model load: {t_ready - t0:.2f} s; "
-              f"completion: {(t2 - t1) * 1000:.0f} ms")
+              f"completion: {res.elapsed_s * 1000:.0f} ms")
+        code = 0
         if not text:
             print("starcoder-lsp: the model returned no suggestion", file=sys.stderr)
             code = 1
-        code = max(code, await _explain(client, uri, source))
-    await client.shutdown_async(None)
-    client.exit(None)
-    await client.stop()
-    return code
+        return max(code, await _explain(driver, uri, source))
 
 
-async def _explain(client: LanguageClient, uri: str, source: str) -> int:
+async def _explain(driver: Driver, uri: str, source: str) -> int:
     """Ask for the code actions inside is_prime, run "Explain…", print the markdown."""
     line = source.splitlines().index("    for k in range(2, int(math.sqrt(n)) + 1):")
     here = types.Range(types.Position(line, 4), types.Position(line, 4))
-    raw = await client.text_document_code_action_async(types.CodeActionParams(
-        text_document=types.TextDocumentIdentifier(uri), range=here,
-        context=types.CodeActionContext(diagnostics=[])))
-    explain = next((a for a in raw or [] if isinstance(a, types.CodeAction)
+    actions = await driver.code_actions(uri, here)
+    explain = next((a for a in actions if isinstance(a, types.CodeAction)
                     and a.title.startswith("Explain") and a.command is not None), None)
     if explain is None or explain.command is None:
         print("starcoder-lsp: no Explain code action was offered", file=sys.stderr)
         return 1
-    name, arguments = explain.command.command, explain.command.arguments
     t0 = time.perf_counter()
-    markdown = await client.workspace_execute_command_async(
-        types.ExecuteCommandParams(command=name, arguments=arguments))
+    markdown = await driver.execute(explain.command)
     dt = time.perf_counter() - t0
-    print(f"\n--- {explain.title} (code action -> {name}) ---\n{markdown}\n---")
+    print(f"\n--- {explain.title} (code action -> {explain.command.command}) ---\n{markdown}\n---")
     print(f"explanation: {dt:.1f} s")
     return 0 if isinstance(markdown, str) and markdown.strip() else 1
 

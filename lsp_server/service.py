@@ -9,6 +9,7 @@ from typing import Any
 from lsp_server.engine.model import load_model
 from lsp_server.lifecycle import Loader, ModelManager, StatusCallback
 from lsp_server.pipelines.completion import CompletionPipeline, CompletionRequest, Suggestion
+from lsp_server.pipelines.edit import EditPipeline
 from lsp_server.pipelines.explain import ExplainPipeline, Explanation
 from lsp_server.settings import Settings
 

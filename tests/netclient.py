@@ -1,5 +1,9 @@
 """`serve --tcp / --ws / --socket` as subprocesses, and LSP clients over a socket or a WebSocket,
-for tests/test_transports.py and tests/test_attacks.py."""
+for tests/test_transports.py and tests/test_attacks.py.
+
+Not `lsp_server.driver` (stdio only, well-formed LSP only): these tests need the network
+listeners, the token file, and clients that send what an attacker sends (no token, a wrong one,
+HTTP, a foreign Origin) and read the raw refusal; no benchmark uses them, so they stay in tests/."""
 
 from __future__ import annotations
 
@@ -15,8 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from testkit.rawrpc import encode
 from tests.ports import free_port
-from tests.rawrpc import encode
 
 INIT_CAPS = {"textDocument": {"inlineCompletion": {}}}
 

@@ -20,9 +20,9 @@ import pytest
 
 from lsp_server import defaults
 from lsp_server.engine.remote import OPENAI, RemoteClient
+from testkit.rawrpc import RawServer, encode
 from tests.netclient import Listening, StreamClient, WsClient, raw_exchange
 from tests.ports import free_port
-from tests.rawrpc import RawServer, encode
 from tests.test_remote import serving
 
 SECRET_VALUE = "sk-live-4f7e1c0ffee5ecret"

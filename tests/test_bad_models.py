@@ -13,8 +13,8 @@ import gguf
 import pytest
 from lsprotocol import types
 
+from testkit.tiny_models import STARCODER_SPECIAL_TOKENS
 from tests.conftest import lsp_session
-from tests.tiny_models import STARCODER_SPECIAL_TOKENS
 
 URI = "file:///tmp/starcoder-test/bad.py"
 

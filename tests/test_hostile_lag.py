@@ -1,6 +1,6 @@
 """Nothing a document contains can stall the server: the event loop's worst lag, measured inside
 the server (`starcoder/stats` `loopLagMs`), while hostile documents are opened, edited,
-code-actioned and completed in (tests/hostile.py). The figure to quote comes from
+code-actioned and completed in (testkit/hostile.py). The figure to quote comes from
 `python -m benchmarks.loop_lag` on a quiet machine; this test asserts a generous bound (before the
 fix one code action on a 100 KB line held the loop for ~30 s)."""
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from lsp_server import defaults
+from testkit.hostile import HOSTILE_DOCUMENTS, hostile_round
 from tests.conftest import lsp_session
-from tests.hostile import HOSTILE_DOCUMENTS, hostile_round
 
 NORMAL = "file:///tmp/starcoder-lag/normal.py"
 # Far above the 50 ms budget, far below any backtracking or per-line Python loop over a document:

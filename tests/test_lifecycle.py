@@ -10,8 +10,8 @@ from pathlib import Path
 
 from lsprotocol import types
 
+from testkit.rawrpc import status_mb
 from tests.conftest import lsp_session
-from tests.rawrpc import status_mb
 
 URI = "file:///tmp/starcoder-test/life.py"
 

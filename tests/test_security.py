@@ -29,8 +29,8 @@ from lsp_server.models.catalog import bundled_catalog_path, load_catalog
 from lsp_server.models.spec import CatalogError
 from lsp_server.protocol import explain as explain_module
 from lsp_server.protocol import requests as requests_module
+from testkit.rawrpc import RawServer
 from tests.no_network import AUDIT_FILE_ENV
-from tests.rawrpc import RawServer
 
 PACKAGE = Path(__file__).resolve().parent.parent / "lsp_server"
 URI = "file:///sec/example.py"
@@ -95,7 +95,7 @@ def test_no_shell_and_no_user_text_in_subprocesses() -> None:
                                                           "asyncio.create_subprocess_shell"}:
                 spawning.setdefault(rel, []).append(name)
     # `pip download` of a catalogue entry and the chat-template renderer, from argv lists.
-    assert spawning == {"lsp_server/models/store.py": ["subprocess.run"],
+    assert spawning == {"lsp_server/models/pypi.py": ["subprocess.run"],
                         "lsp_server/prompt/template.py": ["subprocess.run"]}, spawning
     for rel in spawning:
         source = (PACKAGE.parent / rel).read_text(encoding="utf-8")

@@ -20,7 +20,7 @@ from pathlib import Path
 import huggingface_hub.constants
 import pytest
 
-from lsp_server.models import store
+from lsp_server.models import local, store
 from lsp_server.models.catalog import Catalog, bundled_catalog_path, load_catalog
 from lsp_server.models.commands import add_models_parser, run_models
 from lsp_server.models.spec import ModelSpec, Source
@@ -334,19 +334,19 @@ def test_verify_writes_a_sidecar_and_rehashes_only_after_a_change(
         "source": spec.source.identity(),
     }
 
-    real_hash = store._hash_file
+    real_hash = local.hash_file
 
     def no_hash(*args: object) -> str:
         raise AssertionError("re-hashed a file whose sidecar matches")
 
-    monkeypatch.setattr(store, "_hash_file", no_hash)
+    monkeypatch.setattr(local, "hash_file", no_hash)
     assert store.verify(spec, cache_dir=tmp_path) == path  # sidecar: no hash
 
     path.write_bytes(data[:-1] + b"!")  # same size, new content and mtime
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     assert not store.is_verified(spec, cache_dir=tmp_path)
-    monkeypatch.setattr(store, "_hash_file", real_hash)
+    monkeypatch.setattr(local, "hash_file", real_hash)
     with pytest.raises(store.PullError, match="sha256 mismatch for"):
         store.verify(spec, cache_dir=tmp_path)
     assert not path.with_name(path.name + ".verified").exists()

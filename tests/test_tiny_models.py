@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from tests.tiny_models import (
+from testkit.tiny_models import (
     main,
     write_no_fim_model,
     write_tiny_starcoder,
@@ -83,7 +83,7 @@ def test_files_are_deterministic(tmp_path: Path) -> None:
 
 
 def test_cli_writes_model(tmp_path: Path) -> None:
-    """``python -m tests.tiny_models OUT --arch ...`` is how humans make one for manual runs."""
+    """``python -m testkit.tiny_models OUT --arch ...`` is how humans make one for manual runs."""
     out = tmp_path / "sub" / "sc2.gguf"
     assert main([str(out), "--arch", "starcoder2"]) == 0
     assert out.read_bytes() == write_tiny_starcoder2(tmp_path / "ref.gguf").read_bytes()

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.protocol import transports
+from lsp_server.protocol import auth, transports
+from testkit.rawrpc import encode
 from tests.netclient import INIT_CAPS, Listening, StreamClient, WsClient, raw_exchange
 from tests.ports import free_port
-from tests.rawrpc import encode
 
 URI = "file:///net/app.py"
 TEXT = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    \n"
@@ -33,7 +33,7 @@ TEXT = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    \n"
     (b"\x16\x03\x01", False),  # a TLS ClientHello
 ])
 def test_only_an_lsp_header_may_start_a_connection(start: bytes, verdict: bool | None) -> None:
-    assert transports.speaks_lsp(start) is verdict
+    assert auth.speaks_lsp(start) is verdict
 
 
 def _init(options: dict[str, object] | None, method: str = "initialize") -> bytes:
@@ -43,18 +43,18 @@ def _init(options: dict[str, object] | None, method: str = "initialize") -> byte
 
 def test_the_first_message_must_be_initialize_with_the_token() -> None:
     token = "t" * 43
-    ok = transports.check_first(_init({"token": token, "model": "m"}), token)
+    ok = auth.check_first(_init({"token": token, "model": "m"}), token)
     assert ok.ok and ok.msg_id == 7
     assert b"token" not in ok.body and b'"model": "m"' in ok.body  # never passed on, never logged
-    nested = transports.check_first(_init({"starcoder": {"token": token}}), token)
+    nested = auth.check_first(_init({"starcoder": {"token": token}}), token)
     assert nested.ok and b"token" not in nested.body
     for body, why in [(_init({}), "no token"), (_init({"token": "x" * 43}), "wrong token"),
                       (_init({"token": 5}), "wrong token"), (_init(None), "no token"),
                       (_init({"token": token}, "shutdown"), "must be initialize"),
                       (b"[1]", "must be initialize"), (b"{nope", "not JSON")]:
-        verdict = transports.check_first(body, token)
+        verdict = auth.check_first(body, token)
         assert not verdict.ok and why in verdict.reason, (body, verdict)
-    assert transports.check_first(_init({}), None).ok  # the Unix socket needs none
+    assert auth.check_first(_init({}), None).ok  # the Unix socket needs none
 
 
 @pytest.mark.parametrize(("host", "origin", "allowed"), [
@@ -67,7 +67,7 @@ def test_the_first_message_must_be_initialize_with_the_token() -> None:
 ])
 def test_websocket_handshake_checks_host_and_origin(host: str | None, origin: str | None,
                                                     allowed: bool) -> None:
-    refusal = transports.handshake_refusal(host, [origin] if origin else [], 2087)
+    refusal = auth.handshake_refusal(host, [origin] if origin else [], 2087)
     assert (refusal is None) is allowed, refusal
 
 
@@ -75,20 +75,20 @@ def test_token_file_is_private_and_fresh(tmp_path: Path) -> None:
     path = tmp_path / "run" / "tcp-1.token"
     (tmp_path / "run").mkdir()
     os.symlink(tmp_path / "elsewhere", path)  # something left in the way is replaced, not followed
-    transports.write_token(path, "abc")
+    auth.write_token(path, "abc")
     assert path.read_text() == "abc\n" and not path.is_symlink()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and not (tmp_path / "elsewhere").exists()
-    assert transports.token_path("tcp", 2087, str(path)) == path
+    assert auth.token_path("tcp", 2087, str(path)) == path
 
 
 def test_only_loopback_and_long_enough_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(transports.ListenError, match="loopback only"):
         transports.serve_tcp(lambda: None, "0.0.0.0", free_port())  # type: ignore[arg-type, return-value]
     monkeypatch.setenv("STARCODER_LSP_TOKEN", "short")
-    with pytest.raises(transports.ListenError, match="at least 24"):
-        transports.token_from_env()
+    with pytest.raises(auth.ListenError, match="at least 24"):
+        auth.token_from_env()
     monkeypatch.setenv("STARCODER_LSP_TOKEN", "k" * 30)
-    assert transports.token_from_env() == "k" * 30
+    assert auth.token_from_env() == "k" * 30
 
 
 # --- a real listener --------------------------------------------------------------------------------
@@ -109,7 +109,7 @@ def test_tcp_needs_the_token_serves_one_client_and_the_next(tiny_starcoder: Path
         for options in ({}, {"token": "nope"}):
             c = StreamClient(("127.0.0.1", srv.port))
             answer = c.initialize(options)
-            assert answer["error"]["code"] == transports.UNAUTHORIZED
+            assert answer["error"]["code"] == auth.UNAUTHORIZED
             assert "initializationOptions.token" in answer["error"]["message"]
             assert c.wait_eof() and len(c.messages) == 1  # closed, nothing else ran
             c.close()
@@ -120,7 +120,7 @@ def test_tcp_needs_the_token_serves_one_client_and_the_next(tiny_starcoder: Path
         # A second client while the first is connected: refused, and the first is unaffected.
         second = StreamClient(("127.0.0.1", srv.port))
         assert second.initialize({"token": srv.token}, timeout=30)["error"]["code"] == \
-            transports.BUSY
+            auth.BUSY
         assert second.wait_eof()
         assert "result" in _complete(first)
         assert not any(m.get("id") == 1 and "error" in m for m in first.messages)
@@ -201,7 +201,7 @@ def test_websocket_with_a_real_client(tiny_starcoder: Path, tmp_path: Path) -> N
         # No token: an error, then the connection is closed.
         c = WsClient(srv.port)
         answer = c.initialize({})
-        assert answer["error"]["code"] == transports.UNAUTHORIZED and c.wait_eof()
+        assert answer["error"]["code"] == auth.UNAUTHORIZED and c.wait_eof()
         # Before the token, a large message closes the connection (nothing is kept).
         c = WsClient(srv.port)
         c.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {

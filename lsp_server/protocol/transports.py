@@ -19,321 +19,40 @@ can POST anything to it) and by every local user. So a network listener:
 
 A Unix domain socket (`--socket PATH`, mode 0600) needs no token: its file permissions already
 admit only the user, and browsers cannot reach it.
+
+The checks are `protocol.auth`, the one-session-at-a-time serving `protocol.listener`; this
+module binds, writes the token file, and runs a listener until it is interrupted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import json
 import logging
 import os
-import re
-import secrets
 import signal
 import socket
 import stat
 import sys
-import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
-
-import platformdirs
+from typing import Any
 
 from lsp_server import defaults
 from lsp_server.hosts import is_loopback
-from lsp_server.protocol import rpc
+from lsp_server.protocol.auth import (
+    ListenError,
+    handshake_refusal,
+    new_token,
+    token_from_env,
+    token_path,
+    write_token,
+)
+from lsp_server.protocol.listener import Listener, Session
+
+__all__ = ["ListenError", "Session", "serve_tcp", "serve_unix", "serve_ws"]
 
 log = logging.getLogger(__name__)
-
-# What a listener answers when the first message fails the checks (JSON-RPC server error range).
-UNAUTHORIZED = -32001
-BUSY = -32002
-_LSP_HEADER = re.compile(rb"content-(length|type)[ \t]*:", re.IGNORECASE)
-_HEADER_NAMES = (b"content-length", b"content-type")
-
-
-class ListenError(Exception):
-    """The listener cannot start as asked; the message says what to do instead."""
-
-
-class Session(Protocol):
-    """What a listener needs from a server: its protocol, and a way to end it cleanly."""
-
-    @property
-    def protocol(self) -> rpc.RobustProtocol: ...
-
-    async def aclose(self) -> None: ...
-
-
-# --- the token ------------------------------------------------------------------------------------
-def token_path(kind: str, port: int, override: str | None = None) -> Path:
-    """Where the token of a listener on `port` is written: `$XDG_RUNTIME_DIR/starcoder-lsp/`
-    (a per-user tmpfs) when there is one, else the user's cache dir (`…/starcoder-lsp/run/`)."""
-    if override:
-        return Path(override).expanduser()
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and Path(runtime).is_dir():
-        base = Path(runtime) / defaults.APP_NAME
-    else:
-        base = Path(platformdirs.user_cache_dir(defaults.APP_NAME)) / "run"
-    return base / f"{kind}-{port}.token"
-
-
-def write_token(path: Path, token: str) -> None:
-    """The token as one line in a new 0600 file (never through a symlink someone left there)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(token + "\n")
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(defaults.TOKEN_BYTES)
-
-
-def token_from_env() -> str | None:
-    """A token the user chose (`STARCODER_LSP_TOKEN`); too short to resist guessing is refused."""
-    value = os.environ.get(defaults.TOKEN_ENV, "").strip()
-    if not value:
-        return None
-    if len(value) < defaults.MIN_TOKEN_CHARS:
-        raise ListenError(f"{defaults.TOKEN_ENV} must be at least {defaults.MIN_TOKEN_CHARS} "
-                          "characters (or unset it: a token is then generated)")
-    return value
-
-
-def speaks_lsp(start: bytes) -> bool | None:
-    """Whether a connection's first bytes are an LSP header (None: too few bytes to tell).
-    `POST / HTTP/1.1`, `GET …` and every other HTTP request fail at their first byte."""
-    low = start.lower()
-    if not low or any(name.startswith(low) for name in _HEADER_NAMES):
-        return None
-    return _LSP_HEADER.match(low) is not None
-
-
-# --- the first message ----------------------------------------------------------------------------
-@dataclass
-class Verdict:
-    ok: bool
-    body: bytes = b""  # the initialize message, token removed
-    msg_id: int | str | None = None
-    reason: str = ""
-
-
-def check_first(body: bytes, token: str | None) -> Verdict:
-    """The first message must be `initialize`, with the token when one is required."""
-    try:
-        data = json.loads(body)
-    except Exception:
-        return Verdict(False, reason="the first message is not JSON")
-    if not isinstance(data, dict) or data.get("method") != "initialize":
-        return Verdict(False, reason="the first message must be initialize")
-    msg_id = rpc._request_id(data)
-    params = data.get("params")
-    options = params.get("initializationOptions") if isinstance(params, dict) else None
-    given: Any = None
-    if isinstance(options, dict):
-        given = options.pop("token", None)
-        section = options.get(defaults.SETTINGS_SECTION)
-        if given is None and isinstance(section, dict):
-            given = section.pop("token", None)
-    if token is not None and not (isinstance(given, str)
-                                  and hmac.compare_digest(given.encode(), token.encode())):
-        what = "a wrong token" if given is not None else "no token"
-        return Verdict(False, msg_id=msg_id, reason=(
-            f"starcoder-lsp: this listener needs the token from its token file in "
-            f"initializationOptions.token; initialize carried {what}"))
-    return Verdict(True, json.dumps(data).encode("utf-8"), msg_id)
-
-
-def _error_frame(msg_id: int | str | None, code: int, message: str, *, headers: bool) -> bytes:
-    body = json.dumps({"jsonrpc": "2.0", "id": msg_id,
-                       "error": {"code": code, "message": message}}).encode()
-    return (b"Content-Length: %d\r\n\r\n" % len(body) + body) if headers else body
-
-
-# --- the listener ---------------------------------------------------------------------------------
-@dataclass
-class Listener:
-    """Accepts connections, checks each one's first message, runs one session at a time."""
-
-    make_server: Callable[[], Session]
-    token: str | None
-    active: Session | None = None
-    pending: int = 0  # connections not yet past the first-message check
-    sessions: int = 0  # sessions served (for logs and tests)
-
-    async def _free(self) -> bool:
-        """Whether no session runs, waiting briefly: an editor that reconnects at once may arrive
-        before its old connection's end has been read."""
-        deadline = asyncio.get_running_loop().time() + defaults.SESSION_HANDOVER_S
-        while self.active is not None and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.05)
-        return self.active is None
-
-    def _admit(self) -> bool:
-        if self.pending >= defaults.MAX_PENDING_CONNECTIONS:
-            log.warning("refused a connection: %d others are still being checked", self.pending)
-            return False
-        self.pending += 1
-        return True
-
-    async def _first_body(self, read: Callable[[], Awaitable[bytes]]
-                          ) -> tuple[bytes, rpc.FrameParser] | None:
-        """The first framed message, or None (HTTP, garbage, too big, too slow, EOF)."""
-        parser = rpc.FrameParser(max_body=defaults.PREAUTH_MAX_BYTES)
-        start, decided = b"", False
-        async with asyncio.timeout(defaults.AUTH_TIMEOUT_S):
-            while True:
-                data = await read()
-                if not data:
-                    return None
-                if not decided:
-                    start = (start + data).lstrip(b"\r\n")[:32]
-                    verdict = speaks_lsp(start)
-                    if verdict is False:
-                        log.warning("refused a connection that does not speak LSP: %r", start[:20])
-                        return None
-                    decided = verdict is True
-                for body in parser.feed(data):
-                    parser.max_body = defaults.MAX_MESSAGE_BYTES
-                    return body, parser
-                if parser.errors:
-                    log.warning("refused a connection with broken framing before initialize")
-                    return None
-
-    async def stream_connection(self, reader: asyncio.StreamReader,
-                                writer: asyncio.StreamWriter) -> None:
-        """A TCP or Unix-socket client, framed like stdio."""
-        if not self._admit():
-            writer.close()
-            return
-
-        async def read() -> bytes:
-            return await reader.read(defaults.READ_CHUNK_BYTES)
-
-        try:
-            try:
-                first = await self._first_body(read)
-            except (TimeoutError, OSError):
-                first = None
-            finally:
-                self.pending -= 1
-            if first is None:
-                return
-            body, parser = first
-            verdict = check_first(body, self.token)
-            if not verdict.ok or not await self._free():
-                code, reason = ((UNAUTHORIZED, verdict.reason) if not verdict.ok else
-                                (BUSY, "starcoder-lsp: another editor is connected to this "
-                                       "listener (one session at a time)"))
-                log.warning("refused a client: %s", reason)
-                with contextlib.suppress(OSError):
-                    writer.write(_error_frame(verdict.msg_id, code, reason, headers=True))
-                    await writer.drain()
-                return
-            await self._run(verdict.body, parser, read, writer, writer.close, headers=True)
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-    async def ws_connection(self, websocket: Any) -> None:
-        """A WebSocket client (Origin and Host were checked during the handshake): one JSON-RPC
-        message per WebSocket message, as pygls' and the browser clients' convention is."""
-        if not self._admit():
-            await websocket.close(1013, "too many connections being checked")
-            return
-        try:
-            try:
-                async with asyncio.timeout(defaults.AUTH_TIMEOUT_S):
-                    first = await websocket.recv()
-            except Exception:
-                return
-            finally:
-                self.pending -= 1
-            data = first.encode("utf-8") if isinstance(first, str) else bytes(first)
-            if len(data) > defaults.PREAUTH_MAX_BYTES:
-                return
-            verdict = check_first(data, self.token)
-            if not verdict.ok or not await self._free():
-                reason = verdict.reason if not verdict.ok else (
-                    "starcoder-lsp: another editor is connected to this listener")
-                log.warning("refused a WebSocket client: %s", reason)
-                with contextlib.suppress(Exception):
-                    await websocket.send(_error_frame(
-                        verdict.msg_id, UNAUTHORIZED if not verdict.ok else BUSY, reason,
-                        headers=False).decode())
-                return
-
-            # The token holds: full-size messages from now on (websockets ≥ 15 names it
-            # max_message_size, earlier versions max_size).
-            limits = websocket.protocol
-            name = "max_message_size" if hasattr(limits, "max_message_size") else "max_size"
-            setattr(limits, name, defaults.MAX_MESSAGE_BYTES)
-
-            async def read() -> bytes:
-                try:
-                    message = await websocket.recv()
-                except Exception:  # closed, or a message over the size limit
-                    return b""
-                raw = message.encode("utf-8") if isinstance(message, str) else bytes(message)
-                return b"Content-Length: %d\r\n\r\n" % len(raw) + raw
-
-            await self._run(verdict.body, rpc.FrameParser(), read, _WsWriter(websocket),
-                            lambda: asyncio.ensure_future(websocket.close()), headers=False)
-        finally:
-            with contextlib.suppress(Exception):
-                await websocket.close()
-
-    async def _run(self, first: bytes, parser: rpc.FrameParser, read: Callable[[], Awaitable[bytes]],
-                   writer: Any, close: Callable[[], Any], *, headers: bool) -> None:
-        """One session: a fresh server, its first message, then everything else until EOF/exit."""
-        server = self.make_server()
-        self.active = server
-        self.sessions += 1
-        stop = threading.Event()
-        protocol = server.protocol
-
-        def end() -> None:
-            stop.set()
-            close()
-
-        protocol.on_exit = end
-        protocol.set_writer(writer, include_headers=headers)
-        log.info("session %d started", self.sessions)
-        try:
-            protocol.handle_body(first)
-            await asyncio.sleep(0)
-            await rpc.serve(stop, read, protocol, parser)
-        except (ConnectionError, OSError) as exc:
-            log.info("session %d: connection lost (%s)", self.sessions, exc)
-        finally:
-            stop.set()
-            try:
-                await server.aclose()
-            except Exception:
-                log.exception("session %d did not close cleanly", self.sessions)
-            self.active = None
-            log.info("session %d ended; listening for the next client", self.sessions)
-
-
-class _WsWriter:
-    """pygls' writer interface over a WebSocket: one message per JSON-RPC message."""
-
-    def __init__(self, websocket: Any) -> None:
-        self._ws = websocket
-
-    def write(self, data: bytes) -> Awaitable[None]:
-        return self._ws.send(data.decode("utf-8"))
-
-    def close(self) -> Awaitable[None]:
-        return self._ws.close()
 
 
 # --- starting one ---------------------------------------------------------------------------------
@@ -445,26 +164,6 @@ def serve_ws(make_server: Callable[[], Session], host: str, port: int,
                               open_timeout=defaults.AUTH_TIMEOUT_S)
 
     _serve_with_token("ws", host, port, token_file, start)
-
-
-def handshake_refusal(host: str | None, origins: list[str], port: int) -> str | None:
-    """Why a WebSocket upgrade is refused, or None. `Host` must name loopback (a rebinding
-    attacker's page names its own domain); `Origin`, when present (browsers always send it), must
-    be this listener's own origin — the page the playground serves from this port."""
-    if not host:
-        return "no Host header"
-    name, _, host_port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
-    if not name:
-        name, host_port = host, ""
-    if not is_loopback(name) or (host_port and host_port != str(port)):
-        return f"Host {host!r} is not this loopback listener"
-    if len(origins) > 1:
-        return "more than one Origin header"
-    if origins:
-        allowed = {f"http://{h}:{port}" for h in ("127.0.0.1", "localhost", "[::1]")}
-        if origins[0].lower() not in allowed:
-            return f"Origin {origins[0]!r} is not allowed (only this listener's own page)"
-    return None
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -20,7 +20,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from tests.rawrpc import RawServer, encode, frame
+from testkit.rawrpc import RawServer, encode, frame
 
 URIS = ("file:///fuzz/a.py", "file:///fuzz/b%20c.ts", "untitled:Untitled-1", "file:///fuzz/e.py",
         "file:///dev/zero", "file:///etc/passwd", "file:///fuzz/../../etc/shadow")

@@ -5,7 +5,7 @@ StarCoder token ids, prompt layout and KV-cache handling without a multi-GB down
 weights are small random f32 values (fixed seed), so completions are noise: use these for the
 protocol and token plumbing, and the real Qwen model for anything about what the text says.
 
-Run as ``python -m tests.tiny_models OUT.gguf [--arch starcoder|starcoder2|no-fim]``.
+Run as ``python -m testkit.tiny_models OUT.gguf [--arch starcoder|starcoder2|no-fim]``.
 """
 
 from __future__ import annotations
@@ -396,7 +396,7 @@ def write_no_fim_model(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point: write one tiny model and print its path and size."""
-    parser = argparse.ArgumentParser(prog="python -m tests.tiny_models", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m testkit.tiny_models", description=__doc__)
     parser.add_argument("out", type=Path, help="GGUF file to write")
     parser.add_argument(
         "--arch",

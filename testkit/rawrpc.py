@@ -1,9 +1,11 @@
-"""A raw JSON-RPC client for hostile-input tests: arbitrary bytes in, framed answers out.
+"""A raw JSON-RPC client for hostile input: arbitrary bytes in, framed answers out.
 
-pytest-lsp's client only sends well-formed messages; this one writes whatever it is given to the
-server's stdin (broken headers, bad JSON, huge bodies) and reads stdout with a strict parser, so a
-test can check that every request got exactly one well-formed answer and the process lives on.
-Also used by `benchmarks/fuzz_long.py`.
+Not `lsp_server.driver`, on purpose: the driver (a pygls client) only sends well-formed messages
+and parses answers leniently; this one writes whatever it is given to the server's stdin (broken
+headers, bad JSON, huge bodies), reads stdout with a strict parser and tracks every request by
+id, so a test can check that each request got exactly one well-formed answer and the process
+lives on. Used by tests/test_fuzz.py, test_attacks.py and test_security.py, and by
+`benchmarks/fuzz_long.py` and `benchmarks/soak.py` (memory figures from /proc: `status_mb`).
 """
 
 from __future__ import annotations
