@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from lsp_server import defaults
 from lsp_server.context.languages import language_of
@@ -66,7 +67,7 @@ class EditPipeline:
         if chat is not None:  # a slow template compiles off the event loop, not on the engine
             await asyncio.to_thread(warm_chat_template, chat.source, chat.bos_text, chat.eos_text)
 
-        def setup(_: threading.Event) -> tuple[EditPrompt, list[object], int] | Refusal:
+        def setup(_: threading.Event) -> tuple[EditPrompt, list[Any], int] | Refusal:
             n_code = engine.count(rng.code)
             if n_code > defaults.EDIT_MAX_SELECTION_TOKENS:
                 return Refusal("too_large", f"The code to edit is {n_code:,} tokens; at most "
