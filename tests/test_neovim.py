@@ -95,6 +95,9 @@ class Run:
         return self.report[key]
 
 
+ADD = 'def add(a, b):\n    """Return the sum of a and b."""\n    return a - b\n\n\nprint(add(2, 3))\n'
+
+
 @pytest.fixture(scope="module")
 def nvim_run(tmp_path_factory: pytest.TempPathFactory, qwen_gguf: Path) -> Run:
     nvim = _nvim()
@@ -103,6 +106,7 @@ def nvim_run(tmp_path_factory: pytest.TempPathFactory, qwen_gguf: Path) -> Run:
     (project / ".git").mkdir(parents=True)  # a root marker: the server sees project paths
     (project / "fib.py").write_text(FIB)
     (project / "fib_fallback.py").write_text(FIB)
+    (project / "add.py").write_text(ADD)
     xdg = {name: root / "xdg" / name.lower() for name in
            ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME")}
     for path in xdg.values():
@@ -115,6 +119,9 @@ def nvim_run(tmp_path_factory: pytest.TempPathFactory, qwen_gguf: Path) -> Run:
         "model": str(qwen_gguf),
         "file": str(project / "fib.py"),
         "fallback_file": str(project / "fib_fallback.py"),
+        "edit_file": str(project / "add.py"),
+        "edit_lines": [1, 3],
+        "edit_instruction": "Fix bugs in add.",
         "line": BODY_LINE,
         "expect": "fibonacci(n-1)",  # whitespace removed
         "max_accepts": 3,
@@ -193,6 +200,15 @@ def test_completion_fallback_inserts_the_whole_suggestion(nvim_run: Run) -> None
     # in the whole (multi-line) suggestion.
     assert new_text in text, (new_text, text)
     assert text.startswith(FIB.split("    \n")[0]) and text.count("print(") == 1, text
+
+
+def test_edit_with_an_instruction_is_applied(nvim_run: Run) -> None:
+    """`gre` on the selected lines, the instruction typed into vim.ui.input: the buggy line is
+    fixed in the buffer, and the line below the selection is untouched."""
+    assert nvim_run.get("edit_prompt") == "Edit with StarCoder: "
+    text = nvim_run.get("edited_text")
+    assert "return a + b" in text, text
+    assert text.startswith("def add(a, b):") and text.endswith("print(add(2, 3))"), text
 
 
 def test_explain_code_action_on_a_selection(nvim_run: Run) -> None:

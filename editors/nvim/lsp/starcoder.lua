@@ -1,4 +1,5 @@
--- starcoder-lsp for Neovim 0.11+: local fill-in-the-middle completions and "Explain this snippet".
+-- starcoder-lsp for Neovim 0.11+: local fill-in-the-middle completions, edits that follow an
+-- instruction, and "Explain this snippet".
 --
 -- Put `editors/nvim` on 'runtimepath' (or copy this file to ~/.config/nvim/lsp/starcoder.lua), then:
 --
@@ -15,6 +16,8 @@
 --   vim.g.starcoder_accept_key   = '<Tab>'      -- accepts the ghost text; false: map nothing
 --   vim.g.starcoder_complete_key = '<C-Space>'  -- the 0.11 fallback's trigger; false: map nothing
 --   vim.g.starcoder_inline       = true         -- false: use the completion fallback even on 0.12
+--   vim.g.starcoder_edit_key     = 'gre'        -- edit with an instruction (visual: the selected
+--                                               -- lines; normal: the block); false: map nothing
 -- The server's state ({ state = 'loading'|'ready'|'busy'|'error'|'disabled'|'unloaded', model,
 -- message, errors, lastError }) is kept in `vim.g.starcoder_status`, and `User StarcoderStatus`
 -- fires on each change (statusline). `errors` > 0: requests failed since they last worked.
@@ -113,6 +116,53 @@ local function setup_completion(client, bufnr)
   end
 end
 
+--- "Edit with StarCoder…": ask for the instruction, then the server rewrites `range` and applies
+--- the edit itself (`workspace/applyEdit`, refused if the buffer changed meanwhile): `u` undoes it.
+local function edit_range(client, bufnr, range)
+  vim.ui.input({ prompt = 'Edit with StarCoder: ' }, function(instruction)
+    if not instruction or vim.trim(instruction) == '' then
+      return
+    end
+    client:request('workspace/executeCommand', {
+      command = 'starcoder.edit',
+      arguments = { vim.uri_from_bufnr(bufnr), range, instruction },
+    }, function(err, result)
+      if err then
+        vim.notify('starcoder: ' .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+      elseif type(result) == 'table' and not result.applied and result.reason then
+        vim.notify('starcoder: ' .. result.reason, vim.log.levels.WARN)
+      end
+    end, bufnr)
+  end)
+end
+
+--- `vim.g.starcoder_edit_key` (default `gre`): in visual mode the selected lines, in normal mode
+--- the block around the cursor.
+local function setup_edit(client, bufnr)
+  local key = vim.g.starcoder_edit_key
+  if key == nil then
+    key = 'gre'
+  end
+  if not key or key == '' then
+    return
+  end
+  vim.keymap.set('x', key, function()
+    local first, last = vim.fn.line('v'), vim.fn.line('.')
+    if first > last then
+      first, last = last, first
+    end
+    vim.api.nvim_feedkeys(vim.keycode('<Esc>'), 'nx', false)
+    edit_range(client, bufnr, {
+      start = { line = first - 1, character = 0 }, ['end'] = { line = last, character = 0 },
+    })
+  end, { buffer = bufnr, desc = 'starcoder: edit the selected lines with an instruction' })
+  vim.keymap.set('n', key, function()
+    local line = vim.api.nvim_win_get_cursor(0)[1] - 1
+    local here = { line = line, character = 0 }
+    edit_range(client, bufnr, { start = here, ['end'] = here })
+  end, { buffer = bufnr, desc = 'starcoder: edit the block under the cursor with an instruction' })
+end
+
 ---@type vim.lsp.Config
 return {
   cmd = { 'starcoder-lsp', 'serve' },
@@ -137,7 +187,20 @@ return {
   -- The same keys, re-read on every change (`workspace/configuration`, section "starcoder").
   settings = { starcoder = { enable = true } },
   handlers = { ['starcoder/status'] = on_status },
+  -- We ask for an edit's instruction ourselves (vim.ui.input): the server then offers
+  -- "Edit with StarCoder…" among the code actions, beside the presets (Fix bugs, …).
+  capabilities = vim.tbl_deep_extend('force', vim.lsp.protocol.make_client_capabilities(),
+    { experimental = { starcoder = { editInput = true } } }),
+  commands = {
+    ['starcoder.editSelection'] = function(command, ctx)
+      local client = vim.lsp.get_client_by_id(ctx.client_id)
+      if client and command.arguments then
+        edit_range(client, ctx.bufnr, command.arguments[2])
+      end
+    end,
+  },
   on_attach = function(client, bufnr)
+    setup_edit(client, bufnr)
     local has_inline = pcall(require, 'vim.lsp.inline_completion') -- Neovim 0.12+
     local want_inline = vim.g.starcoder_inline ~= false
     if has_inline and want_inline and client:supports_method('textDocument/inlineCompletion', bufnr) then

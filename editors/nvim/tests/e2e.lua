@@ -256,6 +256,33 @@ local function main()
       end
     end
   end)
+
+  -- 5. Edit with an instruction: the selected lines, the mapped key (`gre`), the instruction
+  --    typed into vim.ui.input; the server applies the edit to the buffer.
+  if params.edit_file then
+    vim.cmd('only')
+    vim.cmd.edit(vim.fn.fnameescape(params.edit_file))
+    local eb = api.nvim_get_current_buf()
+    wait_for('edit buffer attached', 30, function()
+      return starcoder_client(eb)
+    end)
+    sleep(100)
+    vim.ui.input = function(opts, on_confirm)
+      report.edit_prompt = opts.prompt
+      on_confirm(params.edit_instruction)
+    end
+    local before = buf_text(eb)
+    report.edit_before = before
+    api.nvim_win_set_cursor(0, { params.edit_lines[1], 0 })
+    api.nvim_input(string.format('V%dG', params.edit_lines[2]))
+    wait_for('edit selection', 10, function()
+      return api.nvim_get_mode().mode == 'V'
+    end)
+    api.nvim_input('gre')
+    report.edited_text = wait_for('edit applied', params.explain_timeout, function()
+      return buf_text(eb) ~= before and buf_text(eb)
+    end)
+  end
   finish(nil)
 end
 
