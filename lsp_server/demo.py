@@ -1,4 +1,5 @@
-"""`starcoder-lsp demo`: the whole product once, as an editor would use it.
+"""`starcoder-lsp demo`: the whole product once (completion, edit, explanation), as an editor
+would use it.
 
 Pulls the demo model on first run (explicit, with a progress bar), starts the real server as a
 subprocess over stdio, opens a sample file, waits for `starcoder/status` ready, asks for an inline
@@ -40,6 +41,11 @@ def fibonacci(n: int) -> int:
     if n < 2:
         return n
     {CURSOR}
+
+
+def average(values: list[float]) -> float:
+    """Return the arithmetic mean of values."""
+    return sum(values) / (len(values) - 1)
 
 
 if __name__ == "__main__":
@@ -87,7 +93,39 @@ async def _drive(model: str, workdir: Path, extra: list[str]) -> int:
         if not text:
             print("starcoder-lsp: the model returned no suggestion", file=sys.stderr)
             code = 1
+        code = max(code, await _edit(driver, uri, source))
         return max(code, await _explain(driver, uri, source))
+
+
+async def _edit(driver: Driver, uri: str, source: str) -> int:
+    """Ask for the code actions inside average, run "…: Fix bugs", print the applied edit."""
+    line = source.splitlines().index("    return sum(values) / (len(values) - 1)")
+    here = types.Range(types.Position(line, 4), types.Position(line, 4))
+    applied: list[types.ApplyWorkspaceEditParams] = []
+
+    @driver.client.feature(types.WORKSPACE_APPLY_EDIT)
+    def apply(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+        applied.append(params)  # an editor would change the buffer here (one undo step)
+        return types.ApplyWorkspaceEditResult(applied=True)
+
+    actions = await driver.code_actions(uri, here)
+    fix = next((a for a in actions if isinstance(a, types.CodeAction)
+                and a.title.startswith("Edit") and a.title.endswith("Fix bugs")
+                and a.command is not None), None)
+    if fix is None or fix.command is None:
+        print("starcoder-lsp: no Edit code action was offered", file=sys.stderr)
+        return 1
+    t0 = time.perf_counter()
+    answer = await driver.execute(fix.command)
+    dt = time.perf_counter() - t0
+    text = answer.get("text", "") if isinstance(answer, dict) else ""
+    print(f"\n--- {fix.title} (code action -> {fix.command.command}) ---\n{text}\n---")
+    if not (isinstance(answer, dict) and answer.get("applied") and applied):
+        reason = answer.get("reason") if isinstance(answer, dict) else answer
+        print(f"starcoder-lsp: the edit was not applied: {reason}", file=sys.stderr)
+        return 1
+    print(f"edit (applied with workspace/applyEdit): {dt:.1f} s")
+    return 0
 
 
 async def _explain(driver: Driver, uri: str, source: str) -> int:
