@@ -296,3 +296,28 @@ REMOTE_MAX_TEXT_CHARS = 64 * 1024
 # (budgets only). Code tokenizes at ~3-4 chars/token in StarCoder's and Qwen's vocabularies; 3.0
 # over-counts, so a prompt stays inside the engine's context.
 CHARS_PER_TOKEN_ESTIMATE = 3.0
+
+# --- instruction edits ----------------------------------------------------------------------------
+# A selection (or the block around the cursor) larger than this is refused, not cut: editing part
+# of what the user chose would silently leave the rest. ~200 lines of code, ~2,000-2,700 tokens:
+# rewriting it takes ~60 s of decoding on 2 cores, and prompt + answer still fit an 8K window.
+EDIT_MAX_SELECTION_CHARS = 8000
+# The same cap in tokens, for the engine to check once it can count (dense code packs tighter).
+EDIT_MAX_SELECTION_TOKENS = 2048
+# Lines of the file shown around the selection (imports, the enclosing signature). Off: on 12
+# HumanEval fix tasks Qwen 0.5B passed 6 with no context, with 12 lines above, and with 12 above + 4
+# below alike, but with context it copied the context into its answer (3-5x the decode time).
+# Worth measuring again for larger models, whose answers may use the names it shows.
+EDIT_CONTEXT_LINES_BEFORE = 0
+EDIT_CONTEXT_LINES_AFTER = 0
+# ...and at most this many characters of each (a minified neighbour must not fill the prompt).
+EDIT_CONTEXT_CHARS = 1200
+# Generated tokens: the rewritten selection may grow (a docstring, type hints, a new branch) by
+# this factor plus this many tokens; never more than EDIT_MAX_TOKENS.
+EDIT_GROWTH = 1.5
+EDIT_EXTRA_TOKENS = 192
+EDIT_MAX_TOKENS = 4096
+# A reply longer than the selection by more than this factor plus this many characters is not an
+# edit of it (a model running on, repeating itself, or writing a whole module): refused.
+EDIT_MAX_REPLY_GROWTH = 4.0
+EDIT_REPLY_SLACK_CHARS = 1200
