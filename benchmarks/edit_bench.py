@@ -29,7 +29,13 @@ from typing import Any
 from benchmarks.edit_tasks import DATA_DIR, EditTask, build_tasks, check_document, replace_lines
 from lsp_server.context.selection import EditRange, Refusal, edit_range
 from lsp_server.postprocess.edit import fenced_blocks, finish
-from lsp_server.prompt.edit import EditPrompt, EditRequest, edit_prompt, max_new_tokens
+from lsp_server.prompt.edit import (
+    EditPrompt,
+    EditRequest,
+    edit_prompt,
+    max_new_tokens,
+    too_many_tokens,
+)
 
 N_CTX = 4096
 LANGUAGE, PATH = "python", "solution.py"
@@ -125,10 +131,15 @@ def prompt_edit(model: Model, task: EditTask) -> Row:
     if isinstance(rng, Refusal):
         row.refused, row.error = rng.kind, rng.message
         return row
+    code_tokens = len(model.plain(rng.code))
+    too_big = too_many_tokens(code_tokens)
+    if too_big is not None:
+        row.refused, row.error = too_big.kind, too_big.message
+        return row
     prompt = edit_prompt(EditRequest.of(rng, task.instruction, LANGUAGE, PATH),
                          chat_template=model.chat_template, bos=model.bos_text,
                          eos=model.eos_text, is_single_token=model.is_single_token)
-    reply, row.seconds = model.complete(prompt, max_new_tokens(len(model.plain(rng.code))))
+    reply, row.seconds = model.complete(prompt, max_new_tokens(code_tokens))
     row.reply = reply
     new = finish(reply, rng, prompt)
     if isinstance(new, Refusal):

@@ -19,6 +19,7 @@ from lsp_server.prompt.edit import (
     edit_prompt,
     max_new_tokens,
     question,
+    too_many_tokens,
 )
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
@@ -150,3 +151,9 @@ def test_max_new_tokens_grows_with_the_selection_and_is_capped() -> None:
     assert max_new_tokens(0) == defaults.EDIT_EXTRA_TOKENS
     assert max_new_tokens(100) > 100 * defaults.EDIT_GROWTH
     assert max_new_tokens(10**6) == defaults.EDIT_MAX_TOKENS
+
+
+def test_the_token_cap_on_a_selection() -> None:
+    assert too_many_tokens(defaults.EDIT_MAX_SELECTION_TOKENS) is None
+    out = too_many_tokens(defaults.EDIT_MAX_SELECTION_TOKENS + 1)
+    assert out is not None and out.kind == "too_large"
