@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from lsp_server import defaults
-from lsp_server.context.selection import EditRange
+from lsp_server.context.selection import EditRange, Refusal
 from lsp_server.prompt.explain import ASSISTANT, HUMAN, TURN_SEPARATOR
 
 log = logging.getLogger(__name__)
@@ -228,3 +228,12 @@ def max_new_tokens(code_tokens: int) -> int:
     """Tokens the rewrite may take: the selection's size grown by `EDIT_GROWTH`, plus room."""
     grown = int(code_tokens * defaults.EDIT_GROWTH) + defaults.EDIT_EXTRA_TOKENS
     return min(defaults.EDIT_MAX_TOKENS, grown)
+
+
+def too_many_tokens(code_tokens: int) -> Refusal | None:
+    """The token cap on a selection, once the engine has counted it (the character cap of
+    `context.selection` comes first and is cheap; dense code can pack more tokens into it)."""
+    if code_tokens <= defaults.EDIT_MAX_SELECTION_TOKENS:
+        return None
+    return Refusal("too_large", f"The selection has {code_tokens:,} tokens; edits take at most "
+                                f"{defaults.EDIT_MAX_SELECTION_TOKENS:,}: select a smaller part.")
