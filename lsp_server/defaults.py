@@ -321,8 +321,5 @@ EDIT_MAX_TOKENS = 4096
 # edit of it (a model running on, repeating itself, or writing a whole module): refused.
 EDIT_MAX_REPLY_GROWTH = 4.0
 EDIT_REPLY_SLACK_CHARS = 1200
-<<<<<<< HEAD
 # An instruction longer than this is cut: it is a sentence or two, never a file.
 EDIT_MAX_INSTRUCTION_CHARS = 2000
-=======
->>>>>>> editcore
