@@ -323,3 +323,15 @@ EDIT_MAX_REPLY_GROWTH = 4.0
 EDIT_REPLY_SLACK_CHARS = 1200
 # An instruction longer than this is cut: it is a sentence or two, never a file.
 EDIT_MAX_INSTRUCTION_CHARS = 2000
+
+# --- the LSP driver (lsp_server.driver: how the demo, benchmarks and tests talk to a server) -------
+# A cold load of a 0.5B model takes seconds; a 7B from a slow disk can take minutes.
+DRIVER_READY_TIMEOUT_S = 600.0
+# Any other status change (an error, a reload of a small model) that takes longer is a hang.
+DRIVER_STATUS_TIMEOUT_S = 120.0
+# A completion is ~1 s here; far longer means the server is stuck, not slow.
+DRIVER_REQUEST_TIMEOUT_S = 300.0
+# shutdown, and the process's end after `exit`: a server that takes longer hangs.
+DRIVER_SHUTDOWN_TIMEOUT_S = 30.0
+# A window/showMessage trails the status notification that caused it by milliseconds.
+DRIVER_MESSAGE_TIMEOUT_S = 10.0
