@@ -22,7 +22,8 @@ import pytest
 from lsprotocol import types
 from pygls.io_ import StdoutWriter
 
-from lsp_server.protocol import explain, requests
+from lsp_server.protocol import actions as code_actions
+from lsp_server.protocol import requests
 from lsp_server.protocol import server as srv
 from lsp_server.settings import Settings
 from tests.conftest import Session, lsp_session
@@ -120,7 +121,7 @@ async def test_each_document_gets_what_its_scheme_says() -> None:
         assert (other is not None) is completes, uri
         if other is not None and path:
             assert other.path == path, uri
-        actions = explain.explain_actions(p.server, types.CodeActionParams(
+        actions = code_actions.code_action(p.server, types.CodeActionParams(
             types.TextDocumentIdentifier(uri), types.Range(types.Position(0, 0),
                                                            types.Position(0, 5)),
             types.CodeActionContext(diagnostics=[])))

@@ -142,11 +142,15 @@ async def test_actions_for_selection_and_enclosing_function(preset: str, tiny_st
     async with lsp_session(preset, {"model": str(tiny_starcoder), "threads": 1}) as s:
         await s.wait_status("ready")
         s.open(URI, CODE)
-        sel = await actions(s, range_(7, 9, 4, 0))
+        offered = await actions(s, range_(7, 9, 4, 0))
+        sel = [a for a in offered if a.title.startswith("Explain")]
         assert [a.title for a in sel] == ["Explain this snippet"]
+        assert [a.title for a in offered if a.title.startswith("Edit")] == [
+            "Edit: Fix bugs", "Edit: Add docstring", "Edit: Add type hints", "Edit: Simplify"]
         assert sel[0].command and sel[0].command.command == "starcoder.explain"
         assert sel[0].command.arguments and sel[0].command.arguments[0] == URI
-        inside = await actions(s, range_(10, 10, 8, 8))
+        inside = [a for a in await actions(s, range_(10, 10, 8, 8))
+                  if not a.title.startswith("Edit")]
         assert len(inside) == 1 and inside[0].title.startswith("Explain")
         args = inside[0].command.arguments  # type: ignore[union-attr]
         assert args is not None and args[1]["start"]["line"] == 5 and args[1]["end"]["line"] == 17
