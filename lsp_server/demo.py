@@ -14,6 +14,7 @@ import asyncio
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,18 +109,13 @@ async def _edit(driver: Driver, uri: str, source: str) -> int:
         applied.append(params)  # an editor would change the buffer here (one undo step)
         return types.ApplyWorkspaceEditResult(applied=True)
 
-    actions = await driver.code_actions(uri, here)
-    fix = next((a for a in actions if isinstance(a, types.CodeAction)
-                and a.title.startswith("Edit") and a.title.endswith("Fix bugs")
-                and a.command is not None), None)
-    if fix is None or fix.command is None:
-        print("starcoder-lsp: no Edit code action was offered", file=sys.stderr)
+    ran = await _run_action(driver, uri, here, lambda t: t.startswith("Edit")
+                            and t.endswith("Fix bugs"))
+    if ran is None:
         return 1
-    t0 = time.perf_counter()
-    answer = await driver.execute(fix.command)
-    dt = time.perf_counter() - t0
+    fix, answer, dt = ran
     text = answer.get("text", "") if isinstance(answer, dict) else ""
-    print(f"\n--- {fix.title} (code action -> {fix.command.command}) ---\n{text}\n---")
+    print(f"\n--- {fix.title} (code action -> starcoder.edit) ---\n{text}\n---")
     if not (isinstance(answer, dict) and answer.get("applied") and applied):
         reason = answer.get("reason") if isinstance(answer, dict) else answer
         print(f"starcoder-lsp: the edit was not applied: {reason}", file=sys.stderr)
@@ -128,20 +124,29 @@ async def _edit(driver: Driver, uri: str, source: str) -> int:
     return 0
 
 
+async def _run_action(driver: Driver, uri: str, here: types.Range, wanted: Callable[[str], bool]
+                      ) -> tuple[types.CodeAction, Any, float] | None:
+    """The first code action at `here` whose title is `wanted`, run: (action, answer, seconds)."""
+    actions = await driver.code_actions(uri, here)
+    action = next((a for a in actions if isinstance(a, types.CodeAction) and wanted(a.title)
+                   and a.command is not None), None)
+    if action is None or action.command is None:
+        print("starcoder-lsp: the code action was not offered", file=sys.stderr)
+        return None
+    t0 = time.perf_counter()
+    answer = await driver.execute(action.command)
+    return action, answer, time.perf_counter() - t0
+
+
 async def _explain(driver: Driver, uri: str, source: str) -> int:
     """Ask for the code actions inside is_prime, run "Explain…", print the markdown."""
     line = source.splitlines().index("    for k in range(2, int(math.sqrt(n)) + 1):")
     here = types.Range(types.Position(line, 4), types.Position(line, 4))
-    actions = await driver.code_actions(uri, here)
-    explain = next((a for a in actions if isinstance(a, types.CodeAction)
-                    and a.title.startswith("Explain") and a.command is not None), None)
-    if explain is None or explain.command is None:
-        print("starcoder-lsp: no Explain code action was offered", file=sys.stderr)
+    ran = await _run_action(driver, uri, here, lambda t: t.startswith("Explain"))
+    if ran is None:
         return 1
-    t0 = time.perf_counter()
-    markdown = await driver.execute(explain.command)
-    dt = time.perf_counter() - t0
-    print(f"\n--- {explain.title} (code action -> {explain.command.command}) ---\n{markdown}\n---")
+    explain, markdown, dt = ran
+    print(f"\n--- {explain.title} (code action -> starcoder.explain) ---\n{markdown}\n---")
     print(f"explanation: {dt:.1f} s")
     return 0 if isinstance(markdown, str) and markdown.strip() else 1
 

@@ -98,6 +98,13 @@ class ModelManager:
         self.touch()
         return self.engine
 
+    def require(self) -> Engine:
+        """The engine for a user's command (explain, edit), or a ModelError saying why not."""
+        engine = self.serving()
+        if engine is None:
+            raise ModelError(f"the model is not ready ({self._state}: {self._message})")
+        return engine
+
     def engine_failed(self, exc: EngineDown) -> None:
         """The engine is down, slow or answering errors: say so, and probe until it is back."""
         self._set("error", f"remote engine: {exc}")

@@ -51,10 +51,7 @@ class EditPipeline:
                    cancel: threading.Event | None = None) -> EditResult:
         """The edit of [start, end) (an empty range: the block around it) that `instruction`
         asks for. Raises ModelError when no model serves, `Cancelled` once `cancel` is set."""
-        engine = self.manager.serving()
-        if engine is None:
-            m = self.manager
-            raise ModelError(f"the model is not ready ({m.state}: {m.message})")
+        engine = self.manager.require()
         cancel = cancel or threading.Event()
         t0 = time.perf_counter()
         rng = edit_range(lines, start, end)

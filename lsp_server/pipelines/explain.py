@@ -58,10 +58,7 @@ class ExplainPipeline:
                       language: str, on_text: Callable[[str], None] | None = None,
                       cancel: threading.Event | None = None) -> Explanation:
         """Explain lines [start, end) of a document; streams partial text through `on_text`."""
-        engine = self.manager.serving()
-        if engine is None:
-            m = self.manager
-            raise ModelError(f"the model is not ready ({m.state}: {m.message})")
+        engine = self.manager.require()
         cancel = cancel or threading.Event()
         t0 = time.perf_counter()
         end = max(end, start + 1)

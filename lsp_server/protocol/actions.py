@@ -3,8 +3,9 @@ Edit actions; and what the commands they run share: their [uri, range, …] argu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import asyncio
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from lsprotocol import types
@@ -15,6 +16,22 @@ from lsp_server.context.secrets import off_message
 from lsp_server.protocol import uris
 from lsp_server.protocol.requests import completes, folders
 from lsp_server.protocol.server import StarcoderServer  # at run time: pygls reads the hints
+
+T = TypeVar("T")
+
+
+async def counted(ls: StarcoderServer, command: str, work: Awaitable[T]) -> T:
+    """A command's answer; an internal failure is answered as an error, counted and shown in
+    the status (never silent); bad arguments stay a plain JSON-RPC error."""
+    try:
+        result = await work
+    except (asyncio.CancelledError, JsonRpcException):
+        raise
+    except Exception as exc:
+        ls.request_failed(command, exc)
+        raise
+    ls.request_succeeded(command)
+    return result
 
 
 def code_action(ls: StarcoderServer, params: types.CodeActionParams) -> list[types.CodeAction]:

@@ -12,12 +12,12 @@ import logging
 from typing import Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcInvalidParams
 
 from lsp_server import defaults
 from lsp_server.engine.base import Cancelled
 from lsp_server.engine.worker import CancelFlag
-from lsp_server.protocol.actions import document_lines, uri_and_range
+from lsp_server.protocol.actions import counted, document_lines, uri_and_range
 from lsp_server.protocol.requests import display_path, folders
 from lsp_server.protocol.server import StarcoderServer  # at run time: pygls reads the hints
 
@@ -60,15 +60,7 @@ def actions(ls: StarcoderServer, uri: str, target: types.Range, name: str
 
 async def edit_command(ls: StarcoderServer, *args: Any) -> dict[str, Any]:
     """Arguments [uri, range, instruction] (and optionally {"apply": false}: only propose)."""
-    try:
-        result = await run_edit(ls, args)
-    except (asyncio.CancelledError, JsonRpcException):
-        raise
-    except Exception as exc:  # answered as an error, and counted
-        ls.request_failed(EDIT_COMMAND, exc)
-        raise
-    ls.request_succeeded(EDIT_COMMAND)
-    return result
+    return await counted(ls, EDIT_COMMAND, run_edit(ls, args))
 
 
 async def run_edit(ls: StarcoderServer, args: tuple[Any, ...]) -> dict[str, Any]:

@@ -8,13 +8,12 @@ import logging
 from typing import Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException
 
 from lsp_server import defaults
 from lsp_server.engine.base import Cancelled
 from lsp_server.engine.worker import CancelFlag
 from lsp_server.protocol import explanations
-from lsp_server.protocol.actions import document_lines, uri_and_range
+from lsp_server.protocol.actions import counted, document_lines, uri_and_range
 from lsp_server.protocol.requests import display_path, explanations_dir, folders
 from lsp_server.protocol.server import StarcoderServer  # at run time: pygls reads the hints
 
@@ -25,15 +24,7 @@ EXPLAIN_COMMAND = "starcoder.explain"
 
 async def explain_command(ls: StarcoderServer, *args: Any) -> str:
     """Arguments [uri, range]: returns the explanation as markdown and shows it."""
-    try:
-        markdown = await run_explain(ls, args)
-    except (asyncio.CancelledError, JsonRpcException):
-        raise
-    except Exception as exc:  # answered as an error, and counted
-        ls.request_failed(EXPLAIN_COMMAND, exc)
-        raise
-    ls.request_succeeded(EXPLAIN_COMMAND)
-    return markdown
+    return await counted(ls, EXPLAIN_COMMAND, run_explain(ls, args))
 
 
 def _wants_own_preview(ls: StarcoderServer) -> bool:
