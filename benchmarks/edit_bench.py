@@ -150,16 +150,61 @@ def prompt_edit(model: Model, task: EditTask) -> Row:
 
 
 async def server_pass(tasks: list[EditTask], model: str, root: Path, log_path: Path) -> list[Row]:
-    """LEAD: the through-the-server mode goes here.
+    """Through the real server: each task's file opened, `starcoder.edit` run on its function's
+    lines, the server's `workspace/applyEdit` applied to the text as an editor does, the result
+    tested. Latency: the command sent -> the edit applied."""
+    from lsprotocol import types
 
-    For each task: write `task.document` to `root / PATH`, open it (`benchmarks.lspclient`
-    `start_server`/`wait_ready`/`open`), run `workspace/executeCommand` `starcoder.edit` with
-    `[uri, {start: (task.start_line, 0), end: (task.end_line, 0)}, task.instruction]`, answer the
-    server's `workspace/applyEdit` by applying it to the text (as an editor does), time request ->
-    applied edit, then `check_document(task, edited_text)`; close the document. Return one
-    `Row(..., mode="server")` per task (`refused` = the command's error when `applied` is false).
-    """
-    raise NotImplementedError("the through-the-server mode is wired by the lead (starcoder.edit)")
+    from lsp_server.driver.session import SETTLED, start_server
+
+    rows: list[Row] = []
+    edits: list[types.ApplyWorkspaceEditParams] = []
+    async with start_server(model, root=root, log_path=log_path) as driver:
+
+        @driver.client.feature(types.WORKSPACE_APPLY_EDIT)
+        def apply(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+            edits.append(params)
+            return types.ApplyWorkspaceEditResult(applied=True)
+
+        st = await driver.wait_status(*SETTLED, timeout=600)
+        if st["state"] != "ready":
+            raise SystemExit(f"the server did not load {model}: {st['message']}")
+        for i, task in enumerate(tasks):
+            row = Row(task.task_id, task.kind, task.note, "server")
+            path = root / f"task{i}" / PATH
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(task.document)
+            uri = path.as_uri()
+            driver.open(uri, task.document, LANGUAGE)
+            edits.clear()
+            rng = {"start": {"line": task.start_line, "character": 0},
+                   "end": {"line": task.end_line, "character": 0}}
+            t0 = time.perf_counter()
+            try:
+                answer = await driver.execute(types.Command(
+                    title="edit", command="starcoder.edit",
+                    arguments=[uri, rng, task.instruction]))
+            except Exception as exc:
+                answer = {"applied": False, "reason": f"error: {exc}"}
+            row.seconds = time.perf_counter() - t0
+            if isinstance(answer, dict) and answer.get("applied") and edits:
+                change = edits[0].edit.document_changes[0]  # type: ignore[index]
+                edit = change.edits[0]  # type: ignore[union-attr]
+                assert isinstance(edit, types.TextEdit), edit  # our server sends plain edits
+                span = EditRange((edit.range.start.line, edit.range.start.character),
+                                 (edit.range.end.line, edit.range.end.character), "", True,
+                                 "", "\n")
+                edited = apply_range(task.document, span, edit.new_text)
+                row.reply = edit.new_text
+                row.passed, row.error = check_document(task, edited)
+            else:
+                row.refused = str(answer.get("reason", "") if isinstance(answer, dict) else answer)
+            driver.client.text_document_did_close(types.DidCloseTextDocumentParams(
+                types.TextDocumentIdentifier(uri)))
+            print(f"  server {i + 1}/{len(tasks)} {task.task_id} {row.seconds:5.1f}s "
+                  f"{'pass' if row.passed else 'FAIL'} {row.refused}", file=sys.stderr, flush=True)
+            rows.append(row)
+    return rows
 
 
 def summarize(rows: list[Row]) -> dict[str, Any]:
