@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lsp_server import defaults
 from lsp_server.engine.base import Engine, EngineDown
@@ -30,6 +30,7 @@ from lsp_server.settings import LOCAL, SHRINK, Settings
 from lsp_server.tasks import TaskSet
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # (state, model, message) -> None; state is one of DESIGN.md's starcoder/status states.
 StatusCallback = Callable[[str, str, str], None]
@@ -104,6 +105,15 @@ class ModelManager:
         if engine is None:
             raise ModelError(f"the model is not ready ({self._state}: {self._message})")
         return engine
+
+    async def reporting(self, work: Awaitable[T]) -> T:
+        """`work`'s result for a user's command (explain, edit); an engine that went down is
+        reported and probed (`engine_failed`) and raised as the ModelError the user sees."""
+        try:
+            return await work
+        except EngineDown as exc:
+            self.engine_failed(exc)
+            raise ModelError(f"remote engine: {exc}") from None
 
     def engine_failed(self, exc: EngineDown) -> None:
         """The engine is down, slow or answering errors: say so, and probe until it is back."""

@@ -98,7 +98,16 @@ async def test_edit_arguments_are_checked(tiny_starcoder: Path) -> None:
     async with lsp_session("neovim", {"model": str(tiny_starcoder), "threads": 1}) as s:
         await s.wait_status("ready")
         s.open(URI, BUGGY)
-        for arguments in ([URI], [URI, {"start": 1}, "Fix"], [URI, FUNCTION, ""], [1, 2, 3]):
+        rng = s.client.protocol._converter.unstructure(FUNCTION)
+        view = "git:/tmp/starcoder-test/edit.py?%7B%22ref%22%3A%22HEAD%22%7D"
+        s.open(view, BUGGY)  # the old side of a diff: read-only, never edited
+        for arguments in ([URI], [URI, {"start": 1}, "Fix"], [URI, FUNCTION, ""], [1, 2, 3],
+                          [view, rng, "Fix bugs."]):
             with pytest.raises(JsonRpcException):
                 await s.client.workspace_execute_command_async(types.ExecuteCommandParams(
                     command="starcoder.edit", arguments=arguments))
+        untitled = "untitled:Untitled-1"  # an unsaved buffer is edited like a file
+        s.open(untitled, BUGGY)
+        answer = await s.client.workspace_execute_command_async(types.ExecuteCommandParams(
+            command="starcoder.edit", arguments=[untitled, rng, "Fix bugs."]))
+        assert isinstance(answer, dict) and "applied" in answer, answer

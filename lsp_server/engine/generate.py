@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -23,7 +24,7 @@ __all__ = ["Cancelled", "Generation", "cost", "generate", "prepare"]
 NO_GUARD = DecodeGuard()
 
 
-def _with_bos(model: LoadedModel, ids: list[int]) -> list[int]:
+def _with_bos(model: LoadedModel, ids: Sequence[int]) -> list[int]:
     if model.add_bos is not None and (not ids or ids[0] != model.add_bos):
         return [model.add_bos, *ids]
     return list(ids)
@@ -35,12 +36,12 @@ def _plan(model: LoadedModel, slot: Slot, ids: list[int], reuse_suffix: bool) ->
                      max_stale=defaults.MAX_STALE_TOKENS)
 
 
-def cost(model: LoadedModel, slot: Slot, ids: list[int], reuse_suffix: bool = True) -> int:
+def cost(model: LoadedModel, slot: Slot, ids: Sequence[int], reuse_suffix: bool = True) -> int:
     """Tokens the model would have to evaluate to answer `ids` from `slot`."""
     return _plan(model, slot, _with_bos(model, ids), reuse_suffix).cost
 
 
-def prepare(model: LoadedModel, slot: Slot, ids: list[int], cancel: threading.Event | None,
+def prepare(model: LoadedModel, slot: Slot, ids: Sequence[int], cancel: threading.Event | None,
             reuse_suffix: bool = True, chunk: int | None = None) -> tuple[int, bool]:
     """Bring `slot` to hold `ids` (no generation): warming the cache while the user pauses."""
     ids = _with_bos(model, ids)
@@ -74,7 +75,7 @@ def _healing_candidates(model: LoadedModel, need: bytes) -> list[int]:
 
 def generate(
     model: LoadedModel,
-    ids: list[int],
+    ids: Sequence[int],
     *,
     max_tokens: int,
     slot: Slot | None = None,

@@ -52,7 +52,7 @@ class LocalEngine:
         return self.model.quick if name == "quick" else self.model.main
 
     def cost(self, ids: Sequence[Any], slot: str) -> int:
-        return cost(self.model, self._slot(slot), list(ids))
+        return cost(self.model, self._slot(slot), ids)
 
     def _bound(self, job: Job[T]) -> Callable[[LoadedModel | None, threading.Event], T]:
         """`job` if this engine's model is still the worker's when it starts: a job queued behind
@@ -76,7 +76,7 @@ class LocalEngine:
                  guard: DecodeGuard, cancel: threading.Event, fresh: bool = False) -> Generation:
         if fresh:
             self.model.kv.clear(self.model.main)
-        return generate(self.model, list(prompt.ids), slot=self._slot(slot),
+        return generate(self.model, prompt.ids, slot=self._slot(slot),
                         max_tokens=max_tokens, temperature=temperature, guard=guard,
                         cancel=cancel, reuse_suffix=self.family.keep_suffix and not fresh)
 
@@ -85,7 +85,7 @@ class LocalEngine:
         abandonable chunks."""
         model = self.model
         done = model.kv.refresh(model.main, cancel, defaults.REFRESH_CHUNK_TOKENS)
-        n, _ = prepare(model, model.main, list(ids), cancel, reuse_suffix=False,
+        n, _ = prepare(model, model.main, ids, cancel, reuse_suffix=False,
                        chunk=defaults.REFRESH_CHUNK_TOKENS)
         return done + n
 
@@ -124,6 +124,8 @@ class LocalEngine:
                 break
             if cancel.is_set():
                 raise Cancelled
+        if cancel.is_set():  # set during the last slice: the caller asked for nothing
+            raise Cancelled
         return Generation(text=text, stop_reason=reason, prompt_tokens=len(prompt),
                           evaluated=evaluated, generated=len(generated),
                           prompt_ms=first.prompt_ms if first else 0.0,

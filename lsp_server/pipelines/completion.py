@@ -113,7 +113,7 @@ class CompletionPipeline:
 
     def job(self, engine: Engine, req: CompletionRequest
             ) -> Callable[[threading.Event], Suggestion | None]:
-        """The engine job for one completion (also used directly by tests).
+        """The engine job for one completion.
 
         Uses the full window when its prompt is (nearly) in the KV cache; otherwise answers from
         the quick window now and leaves the full prompt in `Suggestion.warm` for the idle warm-up.
@@ -134,7 +134,7 @@ class CompletionPipeline:
                 q_window, q_prompt, _ = self._prompt(engine, count, req, max_tokens,
                                                      total=defaults.QUICK_WINDOW_TOKENS)
                 if engine.cost(q_prompt.ids, "quick") < full_cost:
-                    warm = list(prompt.ids)
+                    warm = prompt.ids
                     slot, window, prompt, snippets = "quick", q_window, q_prompt, []
             sit = _situation(req, window)
             guard = DecodeGuard(prompt.heal, lambda t: should_stop(t, sit),
@@ -157,7 +157,7 @@ class CompletionPipeline:
             if self.naive:
                 warm = None
             elif warm is None and gen.stale:
-                warm = list(prompt.ids)  # repair the kept (approximate) suffix cells while idle
+                warm = prompt.ids  # repair the kept (approximate) suffix cells while idle
             return Suggestion(text, gen.text, window, n_prompt, gen, snippets, warm)
 
         return job

@@ -15,8 +15,6 @@ from typing import Any
 from lsp_server import defaults
 from lsp_server.context.languages import language_of
 from lsp_server.context.selection import EditRange, Refusal, edit_range
-from lsp_server.engine.base import Cancelled, EngineDown
-from lsp_server.engine.model import ModelError
 from lsp_server.lifecycle import ModelManager
 from lsp_server.postprocess.edit import finish
 from lsp_server.prompt.edit import (
@@ -50,15 +48,14 @@ class EditPipeline:
                    on_text: Callable[[str], None] | None = None,
                    cancel: threading.Event | None = None) -> EditResult:
         """The edit of [start, end) (an empty range: the block around it) that `instruction`
-        asks for. Raises ModelError when no model serves, `Cancelled` once `cancel` is set."""
+        (non-empty: the command checks it) asks for. Raises ModelError when no model serves,
+        `Cancelled` once `cancel` is set."""
         engine = self.manager.require()
         cancel = cancel or threading.Event()
         t0 = time.perf_counter()
         rng = edit_range(lines, start, end)
         if isinstance(rng, Refusal):
             return EditResult(None, None, rng, 0.0)
-        if not instruction.strip():
-            return EditResult(rng, None, Refusal("empty_selection", "No instruction given."), 0.0)
         req = EditRequest.of(rng, instruction, language_of(language, path), path)
         chat = engine.chat
         if chat is not None:  # a slow template compiles off the event loop, not on the engine
@@ -77,19 +74,13 @@ class EditPipeline:
             ids = prompt.tokenize(engine.tokenize_special, engine.tokenize)
             return prompt, ids, max_new_tokens(n_code)
 
-        try:
-            ready = await engine.run(setup)
-            if isinstance(ready, Refusal):
-                return EditResult(rng, None, ready, time.perf_counter() - t0)
-            prompt, ids, max_tokens = ready
-            gen = await engine.generate_text(ids, max_tokens=max_tokens, stops=prompt.stops,
-                                             should_stop=prompt.should_stop, on_text=on_text,
-                                             cancel=cancel)
-        except EngineDown as exc:
-            self.manager.engine_failed(exc)
-            raise ModelError(f"remote engine: {exc}") from None
-        if cancel.is_set():
-            raise Cancelled
+        ready = await self.manager.reporting(engine.run(setup))
+        if isinstance(ready, Refusal):
+            return EditResult(rng, None, ready, time.perf_counter() - t0)
+        prompt, ids, max_tokens = ready
+        gen = await self.manager.reporting(engine.generate_text(
+            ids, max_tokens=max_tokens, stops=prompt.stops, should_stop=prompt.should_stop,
+            on_text=on_text, cancel=cancel))
         text = finish(gen.text, rng, prompt, truncated=gen.stop_reason == "max_tokens")
         seconds = time.perf_counter() - t0
         log.info("edit (%s prompt, %d prompt tokens, %d generated) in %.1f s: %s", prompt.format,

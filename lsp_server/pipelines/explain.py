@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from lsp_server import defaults
 from lsp_server.context.blocks import used_definitions
 from lsp_server.context.languages import language_of
-from lsp_server.engine.base import Cancelled, ChatTemplate, EngineDown
-from lsp_server.engine.model import ModelError
+from lsp_server.engine.base import ChatTemplate
 from lsp_server.lifecycle import ModelManager
 from lsp_server.prompt.explain import (
     STOP_STRINGS,
@@ -96,16 +95,10 @@ class ExplainPipeline:
             if on_text is not None:
                 on_text(strip_turns(text))
 
-        try:
-            ids, truncated = await engine.run(setup)
-            gen = await engine.generate_text(ids, max_tokens=defaults.EXPLAIN_MAX_TOKENS,
-                                             stops=STOP_STRINGS, should_stop=should_stop,
-                                             on_text=stream, cancel=cancel)
-        except EngineDown as exc:
-            self.manager.engine_failed(exc)
-            raise ModelError(f"remote engine: {exc}") from None
-        if cancel.is_set():
-            raise Cancelled
+        ids, truncated = await self.manager.reporting(engine.run(setup))
+        gen = await self.manager.reporting(engine.generate_text(
+            ids, max_tokens=defaults.EXPLAIN_MAX_TOKENS, stops=STOP_STRINGS,
+            should_stop=should_stop, on_text=stream, cancel=cancel))
         return _explanation(gen.text, truncated, t0, first[0] if first else 0.0, gen.generated,
                             n_lines)
 

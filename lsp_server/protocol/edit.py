@@ -18,7 +18,7 @@ from lsp_server import defaults
 from lsp_server.engine.base import Cancelled
 from lsp_server.engine.worker import CancelFlag
 from lsp_server.protocol.actions import counted, document_lines, uri_and_range
-from lsp_server.protocol.requests import display_path, folders
+from lsp_server.protocol.requests import completes, display_path, folders
 from lsp_server.protocol.server import StarcoderServer  # at run time: pygls reads the hints
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ async def run_edit(ls: StarcoderServer, args: tuple[Any, ...]) -> dict[str, Any]
         raise JsonRpcInvalidParams(f"{EDIT_COMMAND}: the instruction must be a non-empty string")
     instruction = instruction[: defaults.EDIT_MAX_INSTRUCTION_CHARS]
     doc, lines = document_lines(ls, uri)
+    if not completes(doc):
+        raise JsonRpcInvalidParams(f"{EDIT_COMMAND}: {uri} is a read-only view: not edited")
     version = doc.version
     start = doc.position_from_client_units(rng.start)
     end = doc.position_from_client_units(rng.end)

@@ -23,10 +23,10 @@ if TYPE_CHECKING:
 def folders(ls: StarcoderServer) -> list[uris.Folder]:
     """The workspace folders, and the root when the client sent one outside them."""
     ws = ls.workspace
-    folders = [uris.Folder(f.uri, f.name) for f in ws.folders.values()]
-    if ws.root_uri and all(f.uri != ws.root_uri for f in folders):
-        folders.append(uris.Folder(ws.root_uri))
-    return folders
+    found = [uris.Folder(f.uri, f.name) for f in ws.folders.values()]
+    if ws.root_uri and all(f.uri != ws.root_uri for f in found):
+        found.append(uris.Folder(ws.root_uri))
+    return found
 
 
 def display_path(doc: Any, folders: list[uris.Folder]) -> str:
