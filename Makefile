@@ -5,8 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 # llama-cpp-python compiles llama.cpp from source (~6 min on 2 cores): build the wheel once per
 # machine and keep it here; pip reuses it on every later install.
-WHEEL_CACHE ?= $(HOME)/.cache/starcoder-lsp/wheels
+# Built for this CPU (GGML_NATIVE) but without AMX: on Sapphire Rapids-class CPUs llama.cpp's AMX
+# matmul segfaults on the first batched decode of a Q4_K model (seen here; llama.cpp#20824). GCC
+# lets an explicit -mno-* win over -march=native. The cache directory names the build, so a wheel
+# built with AMX is never reused.
+WHEEL_CACHE ?= $(HOME)/.cache/starcoder-lsp/wheels/no-amx
 LLAMA_CPP := llama-cpp-python==0.3.36
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CMAKE_ARGS := $(if $(filter x86_64,$(shell uname -m)),-DCMAKE_C_FLAGS="$(NO_AMX)" -DCMAKE_CXX_FLAGS="$(NO_AMX)")
 
 .PHONY: install demo test lint typecheck pytest extension vscode clean
 
@@ -15,8 +21,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	mkdir -p $(WHEEL_CACHE)
 	ls $(WHEEL_CACHE)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || \
-	  CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip wheel --no-deps $(LLAMA_CPP) -w $(WHEEL_CACHE)
+	  CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	  $(BIN)/python -m pip wheel --no-deps --no-cache-dir $(LLAMA_CPP) -w $(WHEEL_CACHE)
 	$(BIN)/python -m pip install -q --find-links $(WHEEL_CACHE) -e '.[test]'
+	$(BIN)/python -m pip install -q --force-reinstall --no-deps $(WHEEL_CACHE)/llama_cpp_python-0.3.36-*.whl
 	touch $@
 
 install: $(VENV)/.installed

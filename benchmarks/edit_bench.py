@@ -8,8 +8,8 @@ Modes (tasks from `benchmarks/edit_tasks.py`; each edited file runs its tests in
 - `prompt`: this project's pure half in-process — `context.selection` picks the range,
   `prompt.edit` builds the prompt (same llama-cpp-python model, greedy), `postprocess.edit` turns
   the reply into the new text or refuses. What the server will do, minus the server.
-- `server`: through the real server (`workspace/executeCommand starcoder.edit`): see
-  `server_pass`, the hook left for it.
+- `server`: through the real server (`workspace/executeCommand starcoder.edit`), the edit it
+  applies with `workspace/applyEdit` applied to the text as an editor does (`server_pass`).
 
 Latency is the time from the request to the reply (prompt evaluation + decoding). One model at a
 time, greedy, never two modes at once (2 cores are shared).
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     modes: list[str] = args.mode or ["server"]
 
-    from benchmarks.lspclient import resolve_model, timestamp, write_results
+    from benchmarks.common import resolve_model, timestamp, write_results
 
     tasks = build_tasks(args.limit, args.seed, others=not args.no_other, data_dir=args.data_dir)
     name, path = resolve_model(args.model)
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             import asyncio
             import tempfile
 
-            from benchmarks.lspclient import RESULTS_DIR
+            from benchmarks.common import RESULTS_DIR
 
             with tempfile.TemporaryDirectory(prefix="edit-bench-") as tmp:
                 rows += asyncio.run(server_pass(tasks, name, Path(tmp),

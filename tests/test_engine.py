@@ -16,7 +16,7 @@ from lsp_server import defaults
 from lsp_server.engine.base import DecodeGuard
 from lsp_server.engine.generate import Cancelled, generate
 from lsp_server.engine.kv import SEQ_MAIN, common_prefix, common_suffix
-from lsp_server.engine.model import LoadedModel, LoadOptions, ModelError, load_model
+from lsp_server.engine.model import LoadedModel, LoadOptions, ModelError, has_amx, load_model
 from lsp_server.engine.worker import Worker
 from lsp_server.models.catalog import load_catalog
 from lsp_server.prompt.fim import build_prompt
@@ -41,6 +41,16 @@ FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX = 1, 2, 3
 def tiny(tiny_starcoder: Path) -> LoadedModel:
     family = load_catalog().families["starcoder"]
     return load_model(tiny_starcoder, family, LoadOptions(n_ctx=2048, n_threads=1), "tiny")
+
+
+def test_the_installed_llama_cpp_has_no_amx_kernels() -> None:
+    # `make install` builds llama.cpp without AMX: its matmul segfaults on Sapphire Rapids-class
+    # CPUs (llama.cpp#20824). A build with it is detected, and run without repacked weights.
+    info = llama_cpp.llama_print_system_info().decode()
+    assert "AVX" in info or "NEON" in info, info
+    assert not has_amx(info), info
+    assert has_amx("CPU : AVX512_BF16 = 1 | AMX_INT8 = 1 | REPACK = 1 |")
+    assert not has_amx("CPU : AVX2 = 1 | REPACK = 1 |")
 
 
 def test_fim_ids_are_starcoders(tiny: LoadedModel) -> None:

@@ -260,6 +260,16 @@ def gpu_offload_supported() -> bool:
     return bool(llama_cpp.llama_supports_gpu_offload())
 
 
+def has_amx(system_info: str) -> bool:
+    """Whether this llama.cpp build carries the AMX kernels (its system info says so).
+
+    Their matmul segfaults on the first batched decode of a Q4_K model on Sapphire Rapids-class
+    CPUs (seen here; llama.cpp#20824), killing the server. The Makefile builds without them; a
+    build that has them is run with its extra (repacked) weight buffers off, which AMX lives in:
+    slower, but it does not crash."""
+    return "AMX_INT8 = 1" in system_info
+
+
 def load_model(path: Path, family: Family, options: LoadOptions, name: str = "") -> LoadedModel:
     """Load `path` (into memory, see `defaults.USE_MMAP`) and check it can do FIM; raise ModelError
     with a fix-it message."""
@@ -286,10 +296,17 @@ def _load_model(path: Path, family: Family, options: LoadOptions, name: str) -> 
     gpu_layers = options.n_gpu_layers
     if gpu_layers < 0:
         gpu_layers = -1 if gpu_offload_supported() else 0
+    amx = has_amx(llama_cpp.llama_print_system_info().decode("utf-8", "replace"))
+    if amx:
+        log.warning("this llama-cpp-python was built with AMX, whose kernels crash on this kind of "
+                    "model: running without repacked weights (slower). Rebuild it with `make "
+                    "install` (which leaves AMX out) for full speed.")
 
     def open_weights(layers: int) -> Any:
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = 0x7FFFFFFF if layers < 0 else layers
+        if amx:
+            params.use_extra_bufts = False
         # `load_mode` (this llama.cpp has no `use_mmap` field: setting that would be a no-op).
         params.load_mode = (llama_cpp.LLAMA_LOAD_MODE_MMAP if defaults.USE_MMAP
                             else llama_cpp.LLAMA_LOAD_MODE_NONE)
