@@ -15,10 +15,11 @@ export default tseslint.config(
   },
   {
     files: ['src/**/*.ts'],
-    ignores: ['src/extension.ts'],
+    ignores: ['src/extension.ts', 'src/editor/**'],
     rules: {
-      // The pure modules are unit-tested under plain Node: they must not depend on the editor.
-      'no-restricted-imports': ['error', { paths: [{ name: 'vscode', message: 'keep vscode imports in src/extension.ts' }, { name: 'vscode-languageclient', message: 'keep client code in src/extension.ts' }] }],
+      // The pure modules are unit-tested under plain Node: they must not depend on the editor. The
+      // code that drives VS Code is src/extension.ts and the feature modules under src/editor/.
+      'no-restricted-imports': ['error', { paths: [{ name: 'vscode', message: 'keep vscode imports in src/extension.ts or src/editor/' }, { name: 'vscode-languageclient', message: 'keep client code in src/extension.ts or src/editor/' }] }],
     },
   },
   {

@@ -45,6 +45,7 @@ READY_TIMEOUT = 240
 UI_TIMEOUT = 30
 SUGGESTION_TIMEOUT = 120
 EXPLAIN_TIMEOUT = 360
+EDIT_TIMEOUT = 360  # a proposed edit: generated like an explanation
 TYPING_DELAY_MS = 40  # between keys, as a person types (and VS Code sees separate edits)
 
 # Records every text the StarCoder status item shows, from the first page script on: a state
@@ -368,6 +369,14 @@ class Workbench:
 
     def quick_input_placeholder(self) -> str:
         return self.page.locator(".quick-input-widget input").get_attribute("placeholder") or ""
+
+    def diff_proposal(self) -> str:
+        """The right (proposed) side of the diff editor on screen, "" when there is none."""
+        side = self.page.locator(".monaco-diff-editor .editor.modified .view-lines")
+        try:
+            return side.first.inner_text(timeout=1000).replace("\xa0", " ")
+        except PlaywrightError:
+            return ""
 
     def preview_text(self) -> str:
         """The text of the markdown preview: a webview, i.e. an iframe (`.webview`) around the

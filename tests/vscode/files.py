@@ -31,4 +31,11 @@ GEOMETRY = (
     "    \n"  # line 6: completed after Restart Server
 )
 
-FILES = {"fact.py": FACT, "fib.py": FIB, "even.py": EVEN, "triple.py": TRIPLE, "geometry.py": GEOMETRY}
+ADD = (
+    "def add(a, b):\n"
+    '    """Return the sum of a and b."""\n'
+    "    return a - b\n"  # the bug Edit Selection fixes, shown as a diff first
+)
+
+FILES = {"fact.py": FACT, "fib.py": FIB, "even.py": EVEN, "triple.py": TRIPLE, "geometry.py": GEOMETRY,
+         "add.py": ADD}

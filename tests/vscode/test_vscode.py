@@ -12,14 +12,16 @@ import pytest
 
 from tests.test_lsp_qwen import FIB
 from tests.vscode.codeserver import (
+    EDIT_TIMEOUT,
     EXPLAIN_TIMEOUT,
     READY_TIMEOUT,
     STATUS_ITEM_ID,
     SUGGESTION_TIMEOUT,
+    UI_TIMEOUT,
     Workbench,
     wait_until,
 )
-from tests.vscode.files import EVEN, FACT, GEOMETRY, TRIPLE
+from tests.vscode.files import ADD, EVEN, FACT, GEOMETRY, TRIPLE
 
 pytestmark = pytest.mark.real_model
 
@@ -151,6 +153,88 @@ def test_explain_selection_opens_its_preview(vscode: Workbench) -> None:
     assert len(text.split()) >= 10, text
     vscode.command("View: Close Editor")  # back to the code, as before
     vscode.wait_editor_focus("fact.py")
+
+
+FIXED = ADD.replace("a - b", "a + b")
+PROPOSES = "StarCoder proposes an edit of add.py"
+
+
+def _wait_proposal(vscode: Workbench, contains: str) -> str:
+    """The diff of a proposed edit, with its Accept / Discard notification; its right side."""
+    vscode.wait_notification(PROPOSES, EDIT_TIMEOUT)
+    proposed: str = wait_until("the proposed side of the diff",
+                               lambda: p if contains in (p := vscode.diff_proposal()) else None,
+                               UI_TIMEOUT, lambda: f"diff: {vscode.diff_proposal()!r}")
+    tab = vscode.active_tab()
+    assert tab.startswith("add.py ↔ StarCoder: "), tab
+    return proposed
+
+
+def test_edit_selection_shows_a_diff_and_accept_applies_it(vscode: Workbench) -> None:
+    vscode.open_file("add.py")
+    vscode.press("Control+A")
+    vscode.command("StarCoder: Edit Selection…")
+    vscode.page.locator(".quick-input-widget input").wait_for(state="visible", timeout=UI_TIMEOUT * 1000)
+    vscode.type("Fix bugs in add.")
+    vscode.press("Enter")
+    vscode.wait_quick_input_closed()
+    proposed = _wait_proposal(vscode, "a + b")
+    vscode.shot("edit-proposed-diff")
+    assert "def add(a, b):" in proposed, proposed
+    # Nothing has landed yet: the file's editor is unchanged until Accept.
+    assert (vscode.server.workspace / "add.py").read_text(encoding="utf-8") == ADD
+    vscode.click_notification_button(PROPOSES, "Accept")
+    vscode.wait_editor_focus("add.py")
+    vscode.shot("edit-accepted")
+    assert vscode.save("add.py", lambda text: text != ADD) == FIXED
+
+
+def test_edit_code_action_discard_leaves_the_file(vscode: Workbench) -> None:
+    vscode.open_file("add.py")
+    vscode.go_to_line(3)  # inside add: the actions are for its block
+    vscode.command("Refactor...")
+    title = "Edit `def add`: Add type hints"
+    vscode.page.locator(".action-widget .monaco-list-row", has_text=title).wait_for(
+        timeout=UI_TIMEOUT * 1000)
+    vscode.shot("edit-code-actions")
+    focused = vscode.page.locator(".action-widget .monaco-list-row.focused")
+    for _ in range(10):  # from the keyboard, as a person picks it
+        if title in focused.inner_text(timeout=UI_TIMEOUT * 1000):
+            break
+        vscode.press("ArrowDown")
+    else:
+        raise AssertionError(f"could not reach {title!r} in the code actions")
+    vscode.press("Enter")
+    _wait_proposal(vscode, "def add(")
+    vscode.shot("edit-preset-proposed")
+    vscode.click_notification_button(PROPOSES, "Discard")
+    vscode.wait_editor_focus("add.py")
+    assert not any("↔" in t for t in vscode.tabs()), vscode.tabs()
+    tab = vscode.page.locator(".editor-group-container.active .tab.active")
+    assert "dirty" not in (tab.get_attribute("class") or "").split()
+    assert (vscode.server.workspace / "add.py").read_text(encoding="utf-8") == FIXED
+
+
+def test_stale_edit_is_refused_and_recent_instructions_are_offered(vscode: Workbench) -> None:
+    vscode.open_file("add.py")
+    vscode.press("Control+A")
+    vscode.command("StarCoder: Edit Selection…")
+    recent = "Fix bugs in add."
+    rows = vscode.wait_quick_pick("the recent instructions", lambda rows: any(recent in r for r in rows))
+    assert "recent" in next(r for r in rows if recent in r), rows
+    vscode.shot("edit-recent-instructions")
+    vscode.type("Rename the parameters to x and y.")
+    vscode.press("Enter")
+    vscode.wait_quick_input_closed()
+    _wait_proposal(vscode, "def add(")
+    # The user goes back to the file and types before deciding: the proposal is now stale.
+    vscode.open_file("add.py")
+    vscode.go_to_line(4)
+    vscode.type("# typed meanwhile")
+    vscode.click_notification_button(PROPOSES, "Accept")
+    vscode.wait_notification("The document changed since the edit was proposed: not applied.")
+    vscode.shot("edit-stale-refused")
+    assert vscode.save("add.py", lambda text: text != FIXED) == FIXED + "# typed meanwhile"
 
 
 def test_toggle_completions_off_and_on(vscode: Workbench) -> None:

@@ -1,7 +1,8 @@
 /**
  * The VS Code side: starts `starcoder-lsp serve`, drives the status bar from `starcoder/status`,
  * and adds the commands. Everything decidable without VS Code lives in the pure modules beside this
- * one (settings, serverCommand, status, models, languages) and is unit-tested there.
+ * one (settings, serverCommand, status, models, languages, edits) and is unit-tested there; a
+ * feature with UI of its own drives VS Code from src/editor/ (Edit Selection).
  */
 
 import { execFile, spawn } from 'node:child_process';
@@ -24,16 +25,17 @@ import {
   type WorkDoneProgressEnd,
   type WorkDoneProgressReport,
 } from 'vscode-languageclient/node';
+import { EDIT_COMMAND, EDIT_SELECTION_COMMAND, EditFlow } from './editor/editSelection';
 import { isLanguageEnabled, withLanguage } from './languages';
 import { parseModelsTable, lastPercent, type ModelEntry } from './models';
 import { commandLine, resolveServerCommand, type Launcher, type Resolution } from './serverCommand';
 import { SECTION, toServerSettings, userScopedGetter, type ConfigGet, type PathContext, type ServerSettings } from './settings';
 import { INITIAL, fixes, reduce, view, type StatusEvent, type StatusParams, type StatusState } from './status';
+import { VirtualDocuments } from './editor/virtualDocs';
 
 /** Contract names (DESIGN.md). */
 export const STATUS_NOTIFICATION = 'starcoder/status';
 export const EXPLAIN_COMMAND = 'starcoder.explain';
-const EXPLANATION_SCHEME = 'starcoder-explanation';
 const CLIENT_ID = 'starcoder';
 const DOCUMENT_SELECTOR = [
   { scheme: 'file' },
@@ -42,13 +44,15 @@ const DOCUMENT_SELECTOR = [
 ];
 
 /**
- * Tells the server (`capabilities.experimental.starcoder.explainPreview`) that this client shows the
- * markdown `starcoder.explain` returns in its own preview, so the server need not show it as well.
+ * Tells the server (`capabilities.experimental.starcoder`) what this client does itself: it shows
+ * the markdown `starcoder.explain` returns in its own preview (`explainPreview`, so the server need
+ * not show it as well), and it asks for an edit's instruction (`editInput`: the server may offer
+ * "Edit … with StarCoder…", which runs `starcoder.editSelection` here).
  */
-const EXPLAIN_PREVIEW_FEATURE: StaticFeature = {
+const CLIENT_FEATURES: StaticFeature = {
   fillClientCapabilities(capabilities) {
     const experimental = (capabilities.experimental ?? {}) as Record<string, unknown>;
-    capabilities.experimental = { ...experimental, starcoder: { explainPreview: true } };
+    capabilities.experimental = { ...experimental, starcoder: { explainPreview: true, editInput: true } };
   },
   initialize() {},
   getState: () => ({ kind: 'static' }),
@@ -90,33 +94,14 @@ function targetFor(config: vscode.WorkspaceConfiguration, key: string): vscode.C
   return vscode.ConfigurationTarget.Global;
 }
 
-/** Read-only markdown documents for explanations, shown in the markdown preview. */
-class ExplanationProvider implements vscode.TextDocumentContentProvider {
-  private readonly docs = new Map<string, string>();
-  private readonly emitter = new vscode.EventEmitter<vscode.Uri>();
-  readonly onDidChange = this.emitter.event;
-  private counter = 0;
-
-  provideTextDocumentContent(uri: vscode.Uri): string {
-    return this.docs.get(uri.toString()) ?? '';
-  }
-
-  add(title: string, markdown: string): vscode.Uri {
-    const safe = title.replace(/[\\/:*?"<>|]/g, '_');
-    const uri = vscode.Uri.from({ scheme: EXPLANATION_SCHEME, path: `/${safe}.md`, query: String(++this.counter) });
-    this.docs.set(uri.toString(), markdown);
-    if (this.docs.size > 20) this.docs.delete(this.docs.keys().next().value as string);
-    return uri;
-  }
-}
-
 class Controller {
   private client: LanguageClient | undefined;
   private launcher: Launcher | undefined;
   private state: StatusState = INITIAL;
   private readonly log: vscode.LogOutputChannel;
   private readonly item: vscode.StatusBarItem;
-  private readonly explanations = new ExplanationProvider();
+  private readonly explanations = new VirtualDocuments('starcoder-explanation');
+  private readonly edits: EditFlow;
   private starting: Promise<void> | undefined;
 
   constructor(private readonly context: vscode.ExtensionContext) {
@@ -124,6 +109,7 @@ class Controller {
     this.item = vscode.window.createStatusBarItem('starcoder.status', vscode.StatusBarAlignment.Right, 100);
     this.item.name = 'StarCoder';
     this.item.command = 'starcoder.showMenu';
+    this.edits = new EditFlow(context.globalState, this.log);
   }
 
   async activate(): Promise<void> {
@@ -131,8 +117,13 @@ class Controller {
     c.subscriptions.push(
       this.log,
       this.item,
-      vscode.workspace.registerTextDocumentContentProvider(EXPLANATION_SCHEME, this.explanations),
+      this.explanations.register(),
+      this.edits.proposals.register(),
       vscode.commands.registerCommand('starcoder.explainSelection', () => this.explainSelection()),
+      vscode.commands.registerCommand(EDIT_SELECTION_COMMAND, (uri?: unknown, range?: unknown) => {
+        const client = this.runningClient();
+        return client && this.edits.editSelection(client, uri, range);
+      }),
       vscode.commands.registerCommand('starcoder.toggle', () => this.toggle()),
       vscode.commands.registerCommand('starcoder.toggleLanguage', () => this.toggleLanguage()),
       vscode.commands.registerCommand('starcoder.selectModel', () => this.selectModel()),
@@ -250,8 +241,11 @@ class Controller {
           return params.items.map((item, i): unknown => (item.section === SECTION ? this.serverSettings() : result[i]));
         },
       },
-      // Also covers the server's "Explain…" code action: show the markdown it returns.
+      // Also covers the server's "Explain…" code action: show the markdown it returns. The preset
+      // "Edit: …" actions are proposed and shown as a diff here, applied only on Accept.
       executeCommand: async (command, args, next) => {
+        const client = this.client;
+        if (command === EDIT_COMMAND && args.length === 3 && client) return this.edits.fromArguments(client, args);
         const result: unknown = await next(command, args);
         if (command === EXPLAIN_COMMAND) await this.showExplanation(result, args);
         return result;
@@ -287,7 +281,7 @@ class Controller {
       middleware: this.middleware(),
     };
     const client = new LanguageClient(CLIENT_ID, 'StarCoder', serverOptions, clientOptions);
-    client.registerFeature(EXPLAIN_PREVIEW_FEATURE);
+    client.registerFeature(CLIENT_FEATURES);
     this.client = client;
     client.onDidChangeState(({ newState }) => {
       if (this.client !== client) return;
@@ -574,7 +568,7 @@ class Controller {
     const base = uriArg ? path.basename(vscode.Uri.parse(uriArg).path) : 'selection';
     const lines = range?.start?.line !== undefined && range.end?.line !== undefined
       ? ` lines ${range.start.line + 1}-${range.end.line + 1}` : '';
-    const uri = this.explanations.add(`Explanation of ${base}${lines}`, result);
+    const uri = this.explanations.add(`Explanation of ${base}${lines}`, result, '.md');
     try {
       await vscode.commands.executeCommand('markdown.showPreviewToSide', uri);
     } catch {
