@@ -213,6 +213,14 @@ REFRESH_CHUNK_TOKENS = 32
 # of 4-6 lines. Longer holes are rare and the user waits for every token. Prompt evaluation is not
 # counted: after a cold prompt, cutting a block to one line would waste the cost already paid.
 GENERATION_BUDGET_S = 1.5
+# A request is answered within this long of its arrival: with the whole suggestion when it is done,
+# else with the complete lines generated so far (never a half line) while the block goes on in the
+# background and lands in the typed-ahead cache. ~0.35 s here: the first line of a block after a
+# warm prompt (Qwen 0.5B, 2 cores); a person reads a line in about that long.
+ANSWER_BUDGET_S = 0.35
+# Suggestions remembered after they are shown, for the editor's "accepted" command (by id): an
+# accept refers to the one on screen; each holds its document's text as it was then.
+SHOWN_SUGGESTIONS = 4
 SUGGESTION_CACHE_ENTRIES = 256  # recent cursor states remembered (deleting back answers at once)
 
 # --- explain --------------------------------------------------------------------------------------

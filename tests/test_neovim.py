@@ -125,6 +125,7 @@ def nvim_run(tmp_path_factory: pytest.TempPathFactory, qwen_gguf: Path) -> Run:
         "line": BODY_LINE,
         "expect": "fibonacci(n-1)",  # whitespace removed
         "max_accepts": 3,
+        "word_key": "<M-Right>",  # editors/nvim's accept-word default
         "statusline": STATUSLINE,
         "out": str(out),
         "deadline": DEADLINE_S,
@@ -182,6 +183,18 @@ def test_inline_suggestion_shown_and_accepted(nvim_run: Run) -> None:
         f"the accepted suggestion(s) do not call fibonacci(n - 1):\n{final}\n{nvim_run.diagnostics}")
     assert final.startswith(FIB.split("    \n")[0]), final  # the prefix is intact
     assert final.rstrip().endswith("print(fibonacci(10))") and final.count("print(") == 1, final
+
+
+def test_accept_word_takes_the_first_word_and_keeps_the_rest(nvim_run: Run) -> None:
+    w = nvim_run.get("word_accept")
+    assert w, f"no word accept was recorded\n{nvim_run.diagnostics}"
+    before, after = w["before"], w["after"]
+    start = next((i for i, (a, b) in enumerate(zip(before, after, strict=False)) if a != b),
+                 len(before))
+    inserted = after[start: start + len(after) - len(before)]  # the word went in at `start`
+    assert re.fullmatch(r"\s*\w+|\s*\S", inserted), (inserted, w)
+    assert w["ghost"].startswith(inserted) and len(w["ghost"]) > len(inserted), (inserted, w)
+    assert w["rest"] == w["ghost"][len(inserted):], w  # the rest, as it was, still offered
 
 
 def test_completion_fallback_inserts_the_whole_suggestion(nvim_run: Run) -> None:

@@ -1,11 +1,16 @@
 """Inline completion: context -> prompt -> engine -> postprocess, with the typed-ahead cache, the
-quick window for a cold cache, and the idle warm-up of the full window."""
+quick window for a cold cache, the idle warm-up of the full window, and time-boxed answers: a
+block still being generated when the answer budget is spent is answered with its complete lines so
+far, and goes on in the background (a request that only types ahead into it waits for it rather
+than starting over)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +65,62 @@ class CompletionRequest:
         return before, line[col:] + "".join(self.lines[self.line + 1 :])
 
 
+class EarlyAnswer:
+    """The complete lines of a suggestion still being generated, handed to the event loop once the
+    answer budget is spent (`future`), and kept up to date for requests that join it later.
+
+    `offer` runs on the engine's thread at every piece of text; the rules (`finish`) run only
+    when a caller asks, on the event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, budget_s: float) -> None:
+        self.loop = loop
+        self.deadline = time.perf_counter() + budget_s
+        self.future: asyncio.Future[str] = loop.create_future()
+        self._lines = ""  # the raw text up to its last line break
+        self._sit: Situation | None = None
+
+    def offer(self, body: str, sit: Situation) -> bool:
+        """Note `body` (the text so far); never asks to stop (returns False)."""
+        cut = body.rfind("\n")
+        if cut <= 0 or cut == len(self._lines):  # no new line break
+            return False
+        self._lines, self._sit = body[:cut], sit
+        if time.perf_counter() >= self.deadline and not self.future.done():
+            self.loop.call_soon_threadsafe(self.deliver)
+        return False
+
+    def deliver(self) -> None:
+        """Answer with the lines so far, if there are any (on the event loop)."""
+        text = self.text()
+        if text and not self.future.done():
+            self.future.set_result(text)
+
+    def text(self) -> str:
+        """The suggestion the lines so far make (the same rules as a whole suggestion)."""
+        return finish(self._lines, self._sit) if self._sit is not None and self._lines else ""
+
+
+@dataclass
+class _Continuation:
+    """A block that goes on after its early answer: the state it was asked in (by hashes, as the
+    cache keeps it), the engine job, and its lines so far."""
+
+    state: tuple[str, int, int, int]
+    job: asyncio.Future[Suggestion | None]
+    early: EarlyAnswer
+    before: tuple[str, int, int, int] | None = None  # a prefetch: the accepted state it follows
+
+    def typed_into(self, uri: str, prefix: str, suffix: str) -> str | None:
+        """What was typed since, when the new state only types ahead into this block."""
+        s_uri, s_len, s_hash, s_suffix = self.state
+        if (uri != s_uri or len(prefix) < s_len or hash(suffix) != s_suffix
+                or hash(prefix[:s_len]) != s_hash):
+            return None
+        typed = prefix[s_len:]
+        shown = self.early.text()
+        return typed if shown.startswith(typed) or typed.startswith(shown) else None
+
+
 class CompletionPipeline:
     """`naive`: the benchmark's reference (plain PSM, full window, no KV reuse, no caches), so
     the latency replay reports the ratio in the same run. Never meant for users."""
@@ -74,6 +135,15 @@ class CompletionPipeline:
         self._line_tokens: LineTokenCache | None = None
         self._header_cache: tuple[object, Header[Any]] | None = None
         self._warm_timer: asyncio.TimerHandle | None = None
+        self._continuation: _Continuation | None = None
+        self._shown: OrderedDict[int, tuple[CompletionRequest, str]] = OrderedDict()
+        self._next_id = 0
+        self.shown_count = 0
+        self.accepted_count = 0
+        self.accepted_chars = 0
+        self.prefetches = 0
+        self.early_answers = 0  # answered with the lines so far, the block going on
+        self.joined = 0  # requests answered by a block still going on
 
     def _caches_for(self, engine: Engine) -> LineTokenCache:
         """Per-engine caches, started afresh when the engine changed (a load, a switch)."""
@@ -83,27 +153,104 @@ class CompletionPipeline:
             self.cache.clear()
         return self._line_tokens
 
-    async def complete(self, req: CompletionRequest) -> Suggestion | None:
-        """A suggestion, or None when not ready, disabled, cancelled or superseded."""
+    async def complete(self, req: CompletionRequest, *, after: CompletionRequest | None = None
+                       ) -> Suggestion | None:
+        """A suggestion, or None when not ready, disabled, cancelled or superseded; within
+        `ANSWER_BUDGET_S` whenever at least one line of it exists by then. With `after` (a
+        prefetch for the line after an accepted suggestion): the editor's request at that
+        accepted state is answered with nothing while this one runs, instead of superseding it."""
         engine = self.manager.serving()
         if engine is None:
             return None
+        loop = asyncio.get_running_loop()
+        early = EarlyAnswer(loop, defaults.ANSWER_BUDGET_S)
         self._caches_for(engine)
         self._schedule_warm(engine, None)  # the user is active: no background work now
         self.requests += 1
         prefix, suffix = req.split()
+        cont = self._continuation
+        if (cont is not None and cont.before is not None and not cont.job.done()
+                and self.cache.key(req.uri, prefix, suffix) == cont.before):
+            return None  # the accepted line's end: the next line is being prefetched
         cached = None if self.naive else self.cache.lookup(req.uri, prefix, suffix)
+        if cached is None and not self.naive:
+            cached = await self._join(req.uri, prefix, suffix, early.deadline)
         if cached is not None:
             return Suggestion(cached, cached, None, 0, None, [], None, from_cache=True)
         state = self.cache.key(req.uri, prefix, suffix)
         del prefix, suffix  # not held while waiting: many requests may wait at once
+        fut, cancel = engine.submit(self.job(engine, req, None if self.naive else early),
+                                    lane="complete")
+        job = asyncio.wrap_future(fut)
+        if after is not None:
+            self._continue(engine, _Continuation(state, job, early,
+                                                 self.cache.key(after.uri, *after.split())))
+        waiting: set[asyncio.Future[Any]] = {job, early.future}
+        timer = loop.call_at(loop.time() + max(0.0, early.deadline - time.perf_counter()),
+                             early.deliver)  # the lines that exist at the deadline
         try:
-            result = await engine.run(self.job(engine, req), lane="complete")
-        except Cancelled:
+            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            cancel.set()  # our request was cancelled: so is its job
+            raise
+        finally:
+            timer.cancel()
+        if not job.done():  # the budget is spent and lines exist: answer, let the block go on
+            partial = early.future.result()
+            self.early_answers += 1
+            self.cache.store_key(state, partial, remember=False)
+            if after is None:
+                self._continue(engine, _Continuation(state, job, early))
+            return Suggestion(partial, partial, None, 0, None)
+        if after is not None:
+            return None  # landed through the continuation's callback
+        return self._landed(engine, state, job)
+
+    def shown(self, req: CompletionRequest, text: str) -> int:
+        """Remember a suggestion shown for `req`; its id for the editor's "accepted" command."""
+        self._next_id += 1
+        self.shown_count += 1
+        self._shown[self._next_id] = (req, text)
+        while len(self._shown) > defaults.SHOWN_SUGGESTIONS:
+            self._shown.popitem(last=False)
+        return self._next_id
+
+    def accepted(self, item_id: int) -> asyncio.Task[Suggestion | None] | None:
+        """The editor accepted suggestion `item_id`: counted, and, when it completed a line,
+        the suggestion for the line after it prefetched (llama.vim's speculative FIM), so that
+        Enter finds it ready. The prefetch is at the start of a new line; the editor's auto-indent
+        types into it. (After a block opener nothing is prefetched: the editor asks there at once
+        and gets the block, which Enter types into.)"""
+        found = self._shown.pop(item_id, None)
+        if found is None:
             return None
-        except EngineDown as exc:
+        req, text = found
+        self.accepted_count += 1
+        self.accepted_chars += len(text)
+        if self.naive:
+            return None
+        if text.endswith("\n"):
+            return None  # a block ending in a line break: the user is on the next line already
+        prefix, suffix = req.split()
+        done = prefix + text
+        if Situation.between(done[done.rfind("\n") + 1:], suffix[:200]).multiline:
+            return None  # a block opener: the editor's own request there offers the next lines
+        self.prefetches += 1
+        nxt = _request_at(req, done + "\n", suffix)
+        return asyncio.ensure_future(self.complete(nxt, after=_request_at(req, done, suffix)))
+
+    def _landed(self, engine: Engine, state: tuple[str, int, int, int],
+                job: asyncio.Future[Suggestion | None]) -> Suggestion | None:
+        """A finished job's suggestion, kept for typed-ahead; None when it was superseded."""
+        if job.cancelled():
+            return None
+        exc = job.exception()
+        if isinstance(exc, EngineDown):
             self.manager.engine_failed(exc)
             return None
+        if isinstance(exc, Cancelled):
+            return None
+        result = job.result()  # any other failure propagates: the handler reports it
         if result is not None:
             # A quick-window answer (no cross-file context) serves typed-ahead only: the same
             # state asked again after the warm-up deserves the full window's answer.
@@ -111,9 +258,41 @@ class CompletionPipeline:
             self._schedule_warm(engine, result.warm)
         return result
 
-    def job(self, engine: Engine, req: CompletionRequest
+    def _continue(self, engine: Engine, cont: _Continuation) -> None:
+        self._continuation = cont
+
+        def done(_: object) -> None:
+            if self._continuation is cont:
+                self._continuation = None
+            try:
+                self._landed(engine, cont.state, cont.job)
+            except Exception:
+                log.exception("a block generated in the background failed")
+
+        cont.job.add_done_callback(done)
+
+    async def _join(self, uri: str, prefix: str, suffix: str, deadline: float) -> str | None:
+        """The answer from a block still going on, when the new state only types into it: its
+        lines past what was typed by the deadline, else the whole block once done. None when
+        there is no such block (the caller runs the model)."""
+        cont = self._continuation
+        if cont is None or cont.job.done() or cont.typed_into(uri, prefix, suffix) is None:
+            return None
+        await asyncio.wait({cont.job}, timeout=max(0.0, deadline - time.perf_counter()))
+        typed = cont.typed_into(uri, prefix, suffix) or ""
+        shown = cont.early.text()
+        if not cont.job.done() and shown.startswith(typed) and len(shown) > len(typed):
+            self.joined += 1
+            return shown[len(typed):]
+        await asyncio.wait({cont.job})  # nothing new yet: the block is the quickest answer
+        hit = self.cache.lookup(uri, prefix, suffix)
+        if hit is not None:
+            self.joined += 1
+        return hit
+
+    def job(self, engine: Engine, req: CompletionRequest, early: EarlyAnswer | None = None
             ) -> Callable[[threading.Event], Suggestion | None]:
-        """The engine job for one completion.
+        """The engine job for one completion (its lines so far offered to `early`).
 
         Uses the full window when its prompt is (nearly) in the KV cache; otherwise answers from
         the quick window now and leaves the full prompt in `Suggestion.warm` for the idle warm-up.
@@ -137,8 +316,13 @@ class CompletionPipeline:
                     warm = prompt.ids
                     slot, window, prompt, snippets = "quick", q_window, q_prompt, []
             sit = _situation(req, window)
-            guard = DecodeGuard(prompt.heal, lambda t: should_stop(t, sit),
-                                defaults.GENERATION_BUDGET_S)
+            if early is None:
+                def stop(t: str) -> bool:
+                    return should_stop(t, sit)
+            else:
+                def stop(t: str) -> bool:
+                    return early.offer(t, sit) or should_stop(t, sit)
+            guard = DecodeGuard(prompt.heal, stop, defaults.GENERATION_BUDGET_S)
             gen = engine.complete(
                 FimInput(prompt.ids, window.prefix, window.suffix,
                          [(s.path, s.text) for s in snippets]),
@@ -230,11 +414,25 @@ class CompletionPipeline:
 
     def stats(self) -> dict[str, Any]:
         return {"requests": self.requests, "cacheHits": self.cache.hits,
-                "typedAheadHits": self.cache.typed_ahead_hits, "naive": self.naive}
+                "typedAheadHits": self.cache.typed_ahead_hits, "earlyAnswers": self.early_answers,
+                "joined": self.joined, "shown": self.shown_count,
+                "accepted": self.accepted_count, "acceptedChars": self.accepted_chars,
+                "prefetches": self.prefetches, "naive": self.naive}
 
     def shutdown(self) -> None:
         if self._warm_timer is not None:
             self._warm_timer.cancel()
+
+
+def _request_at(req: CompletionRequest, prefix: str, suffix: str) -> CompletionRequest:
+    """`req` for the document `prefix + suffix` with the cursor between them."""
+    lines = (prefix + suffix).splitlines(keepends=True) or [""]
+    line = prefix.count("\n")
+    column = len(prefix) - (prefix.rfind("\n") + 1)
+    if line >= len(lines):
+        lines.append("")
+    return CompletionRequest(lines, line, column, req.uri, req.language, req.path, req.others,
+                             req.repo)
 
 
 def _situation(req: CompletionRequest, window: Window) -> Situation:

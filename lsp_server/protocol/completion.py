@@ -5,18 +5,27 @@ never with an error."""
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 
-from lsp_server.pipelines.completion import Suggestion
+from lsp_server.pipelines.completion import CompletionRequest, Suggestion
 from lsp_server.protocol.requests import completion_request
 from lsp_server.protocol.server import StarcoderServer  # at run time: pygls reads the hints
 
+log = logging.getLogger(__name__)
+
+# Carried by every inline item; LSP 3.18 clients run it when the user accepts the item.
+ACCEPTED_COMMAND = "starcoder.accepted"
+
 
 async def _suggest(ls: StarcoderServer, method: str, uri: str, position: types.Position
-                   ) -> Suggestion | None:
-    """The suggestion at `position`; None when there is none, and on any internal failure
-    (counted and shown in the status: never a silent exception, never an error answer)."""
+                   ) -> tuple[CompletionRequest | None, Suggestion | None]:
+    """The suggestion at `position` (and its request); None when there is none, and on any
+    internal failure (counted and shown in the status: never a silent exception, never an error
+    answer)."""
     try:
         req = completion_request(ls, uri, position)
         suggestion = None if req is None else await ls.assistant.complete(req)
@@ -24,23 +33,25 @@ async def _suggest(ls: StarcoderServer, method: str, uri: str, position: types.P
         raise
     except Exception as exc:
         ls.request_failed(method, exc)
-        return None
+        return None, None
     ls.request_succeeded(method)
-    return suggestion
+    return req, suggestion
 
 
 
 async def inline_completion(
     ls: StarcoderServer, params: types.InlineCompletionParams
 ) -> types.InlineCompletionList:
-    suggestion = await _suggest(ls, types.TEXT_DOCUMENT_INLINE_COMPLETION,
-                                params.text_document.uri, params.position)
-    if suggestion is None or not suggestion.text:
+    req, suggestion = await _suggest(ls, types.TEXT_DOCUMENT_INLINE_COMPLETION,
+                                     params.text_document.uri, params.position)
+    if req is None or suggestion is None or not suggestion.text:
         return types.InlineCompletionList(items=[])
     pos = params.position
+    shown = ls.assistant.completion.shown(req, suggestion.text)
     item = types.InlineCompletionItem(
-        insert_text=suggestion.text, range=types.Range(pos, pos)
-    )
+        insert_text=suggestion.text, range=types.Range(pos, pos),
+        command=types.Command(title="StarCoder: accepted", command=ACCEPTED_COMMAND,
+                              arguments=[shown]))
     return types.InlineCompletionList(items=[item])
 
 
@@ -48,8 +59,8 @@ async def completion(
     ls: StarcoderServer, params: types.CompletionParams
 ) -> types.CompletionList:
     """Fallback for clients without inline completion: one item carrying the suggestion."""
-    suggestion = await _suggest(ls, types.TEXT_DOCUMENT_COMPLETION, params.text_document.uri,
-                                params.position)
+    _, suggestion = await _suggest(ls, types.TEXT_DOCUMENT_COMPLETION,
+                                   params.text_document.uri, params.position)
     if suggestion is None or not suggestion.text:
         return types.CompletionList(is_incomplete=True, items=[])
     pos = params.position
@@ -68,6 +79,21 @@ async def completion(
     return types.CompletionList(is_incomplete=True, items=[item])
 
 
+def accepted_command(ls: StarcoderServer, *args: Any) -> None:
+    """[id]: the user accepted the inline item `id` (counted; the next line is prefetched)."""
+    if len(args) != 1 or not isinstance(args[0], int) or isinstance(args[0], bool):
+        raise JsonRpcInvalidParams(f"{ACCEPTED_COMMAND}: expected [id] of a shown suggestion")
+    task = ls.assistant.completion.accepted(args[0])
+    if task is not None:
+        task.add_done_callback(_log_failure)
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    exc = None if task.cancelled() else task.exception()
+    if exc is not None:
+        log.error("prefetching the line after an accepted suggestion failed", exc_info=exc)
+
+
 def did_open(ls: StarcoderServer, params: types.DidOpenTextDocumentParams) -> None:
     ls.recent.forget(params.text_document.uri)
 
@@ -79,3 +105,4 @@ def setup(server: StarcoderServer) -> None:
     server.feature(types.TEXT_DOCUMENT_COMPLETION,
                    types.CompletionOptions(trigger_characters=[], resolve_provider=False))(completion)
     server.feature(types.TEXT_DOCUMENT_DID_OPEN)(did_open)
+    server.command(ACCEPTED_COMMAND)(accepted_command)

@@ -14,6 +14,10 @@
 --
 -- Options, read when a buffer attaches (set them before `vim.lsp.enable`):
 --   vim.g.starcoder_accept_key   = '<Tab>'      -- accepts the ghost text; false: map nothing
+--   vim.g.starcoder_accept_word_key = '<M-Right>'   -- accepts its first word; false: none
+--   vim.g.starcoder_accept_line_key = '<M-C-Right>' -- accepts its first line; false: none
+--                                               -- (the rest stays on screen: the server answers
+--                                               -- it from its cache, without the model)
 --   vim.g.starcoder_complete_key = '<C-Space>'  -- the 0.11 fallback's trigger; false: map nothing
 --   vim.g.starcoder_inline       = true         -- false: use the completion fallback even on 0.12
 --   vim.g.starcoder_edit_key     = 'gre'        -- edit with an instruction (visual: the selected
@@ -45,6 +49,33 @@ local function fallback_keys(key)
   return key
 end
 
+--- The part of a suggestion a partial accept takes: its first word (with the blanks before it,
+--- or one symbol), or its first line (a suggestion that starts a new line: that line).
+local function first_part(text, what)
+  if what == 'word' then
+    return text:match('^%s*[%w_]+') or text:match('^%s*%S') or text
+  end
+  return text:match('^\n?[^\n]*') or text
+end
+
+--- Accept part of the ghost text, as VS Code's accept-word / accept-line: only that part is
+--- inserted, and the item's accept command is not run (the suggestion is not taken as a whole).
+local function accept_part(what)
+  return vim.lsp.inline_completion.get({
+    on_accept = function(item)
+      local text = item.insert_text
+      if type(text) ~= 'string' or not item.range then
+        return
+      end
+      local part = first_part(text, what)
+      local row, col = item.range.start.row, item.range.start.col
+      local lines = vim.split(part, '\n')
+      vim.api.nvim_buf_set_text(0, row, col, item.range.end_.row, item.range.end_.col, lines)
+      vim.api.nvim_win_set_cursor(0, { row + #lines, (#lines == 1 and col or 0) + #lines[#lines] })
+    end,
+  })
+end
+
 --- Neovim 0.12: ghost text while typing, accepted with `vim.g.starcoder_accept_key`.
 --- Enabled only while the buffer is the current one: early 0.12 builds (before neovim PR #35965)
 --- fire every buffer's inline-completion autocmds on each keystroke, sending one request per
@@ -73,6 +104,19 @@ local function setup_inline(bufnr)
       return fallback_keys(key)
     end
   end, { buffer = bufnr, expr = true, desc = 'starcoder: accept the inline suggestion' })
+  for what, default in pairs({ word = '<M-Right>', line = '<M-C-Right>' }) do
+    local part_key = vim.g['starcoder_accept_' .. what .. '_key']
+    if part_key == nil then
+      part_key = default
+    end
+    if part_key and part_key ~= '' then
+      vim.keymap.set('i', part_key, function()
+        if not accept_part(what) then
+          return part_key
+        end
+      end, { buffer = bufnr, expr = true, desc = 'starcoder: accept the first ' .. what })
+    end
+  end
 end
 
 --- Neovim 0.11: the suggestion as one completion item (the server's `textDocument/completion`).
