@@ -119,7 +119,7 @@ async def server_pass(tasks: list[Task], rows: list[Row], model: str, root: Path
             path.write_text(doc, encoding="utf-8")
             line, col = position_at(doc, len(task.prompt))
             server.open(path.as_uri(), doc, "python")
-            res = await server.inline_item(path.as_uri(), line, col)
+            res = await server.inline_whole(path.as_uri(), line, col)
             server.close(path.as_uri())
             row.server_s = res.elapsed_s
             filled = doc if res.item is None else apply_inline(doc, line, col, res.item)

@@ -163,7 +163,7 @@ def _complete(args: argparse.Namespace) -> int:
             return 1
         lines = editor_lines(text.splitlines(keepends=True))
         req = CompletionRequest(lines, line, col, path.resolve().as_uri())
-        s = await assistant.complete(req)
+        s = await assistant.complete(req, whole=True)
         if args.json:
             out: dict[str, object] = {"text": s.text if s else "", "raw": s.raw if s else ""}
             if s and s.generation:

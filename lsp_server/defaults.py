@@ -339,6 +339,8 @@ DRIVER_READY_TIMEOUT_S = 600.0
 DRIVER_STATUS_TIMEOUT_S = 120.0
 # A completion is ~1 s here; far longer means the server is stuck, not slow.
 DRIVER_REQUEST_TIMEOUT_S = 300.0
+# How often a driver that waits for a time-boxed block asks again (a block lands within ~2 s).
+DRIVER_POLL_S = 0.5
 # shutdown, and the process's end after `exit`: a server that takes longer hangs.
 DRIVER_SHUTDOWN_TIMEOUT_S = 30.0
 # A window/showMessage trails the status notification that caused it by milliseconds.

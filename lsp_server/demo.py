@@ -79,7 +79,7 @@ async def _drive(model: str, workdir: Path, extra: list[str]) -> int:
             print(f"starcoder-lsp: the server could not load the model: {st['message']}",
                   file=sys.stderr)
             return 1
-        res = await driver.inline_item(uri, line, col)
+        res = await driver.inline_whole(uri, line, col)
         text = res.text
         lines = source.splitlines()
         print(f"\n--- {path.name}, line {line + 1}, col {col + 1} (inline completion) ---")

@@ -227,6 +227,24 @@ class Driver:
         items = await self.inline(uri, line, character, timeout)
         return InlineResult(items[0] if items else None, time.perf_counter() - t0)
 
+    async def inline_whole(self, uri: str, line: int, character: int,
+                           timeout: float = defaults.DRIVER_REQUEST_TIMEOUT_S) -> InlineResult:
+        """The whole suggestion at a pause, as a user who waits sees it: when the server answered
+        with the lines it had (its time box), asked again at the same place until the block has
+        landed. The round trip is the first answer's."""
+        before = (await self.stats()).get("earlyAnswers", 0)
+        first = await self.inline_item(uri, line, character, timeout)
+        if (await self.stats()).get("earlyAnswers", 0) == before:
+            return first
+        result = first
+        for _ in range(int(timeout / defaults.DRIVER_POLL_S)):
+            await asyncio.sleep(defaults.DRIVER_POLL_S)
+            joined = (await self.stats()).get("joined", 0)
+            result = await self.inline_item(uri, line, character, timeout)
+            if (await self.stats()).get("joined", 0) == joined:  # from the cache: landed
+                break
+        return InlineResult(result.item, first.elapsed_s)
+
     async def code_actions(self, uri: str, range_: types.Range
                            ) -> list[types.Command | types.CodeAction]:
         result = await self.client.text_document_code_action_async(types.CodeActionParams(

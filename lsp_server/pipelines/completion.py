@@ -153,12 +153,13 @@ class CompletionPipeline:
             self.cache.clear()
         return self._line_tokens
 
-    async def complete(self, req: CompletionRequest, *, after: CompletionRequest | None = None
-                       ) -> Suggestion | None:
+    async def complete(self, req: CompletionRequest, *, after: CompletionRequest | None = None,
+                       whole: bool = False) -> Suggestion | None:
         """A suggestion, or None when not ready, disabled, cancelled or superseded; within
         `ANSWER_BUDGET_S` whenever at least one line of it exists by then. With `after` (a
         prefetch for the line after an accepted suggestion): the editor's request at that
-        accepted state is answered with nothing while this one runs, instead of superseding it."""
+        accepted state is answered with nothing while this one runs, instead of superseding it.
+        `whole`: no time box (the command line prints the whole suggestion)."""
         engine = self.manager.serving()
         if engine is None:
             return None
@@ -179,8 +180,8 @@ class CompletionPipeline:
             return Suggestion(cached, cached, None, 0, None, [], None, from_cache=True)
         state = self.cache.key(req.uri, prefix, suffix)
         del prefix, suffix  # not held while waiting: many requests may wait at once
-        fut, cancel = engine.submit(self.job(engine, req, None if self.naive else early),
-                                    lane="complete")
+        fut, cancel = engine.submit(
+            self.job(engine, req, None if self.naive or whole else early), lane="complete")
         job = asyncio.wrap_future(fut)
         if after is not None:
             self._continue(engine, _Continuation(state, job, early,
