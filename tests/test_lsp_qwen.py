@@ -30,10 +30,8 @@ async def test_recursive_fibonacci_body_calls_itself(preset: str, qwen_gguf: Pat
     async with lsp_session(preset, {"model": str(qwen_gguf)}) as s:
         assert (await s.wait_status("ready", "error"))["state"] == "ready"
         s.open(URI, FIB)
-        items = await s.inline(URI, 4, 4)
-        assert len(items) == 1
-        text = items[0].insert_text
-        assert isinstance(text, str)
+        res = await s.inline_whole(URI, 4, 4)  # the block, as a user who waits sees it
+        text = res.text
         assert "fibonacci(n - 1)" in text.replace("n-1", "n - 1"), text
         assert "print(" not in text  # stopped at the end of the function's scope
 

@@ -602,10 +602,8 @@ async def test_qwen_completion_makes_sense_over_the_engine(qwen_gguf: Path,
     async with lsp_session("neovim", remote_options(qwen_gguf, qwen_engine.url, maxTokens=48)) as s:
         assert (await s.wait_status("ready", "error"))["state"] == "ready"
         s.open(URI, FIB)
-        items = await asyncio.wait_for(s.inline(URI, 4, 4), timeout=180)
-        assert len(items) == 1
-        text = items[0].insert_text
-        assert isinstance(text, str)
+        res = await asyncio.wait_for(s.inline_whole(URI, 4, 4), timeout=180)
+        text = res.text
         assert "fibonacci(n - 1)" in text.replace("n-1", "n - 1"), text
         assert "print(" not in text  # same post-processing: stopped at the end of the scope
 

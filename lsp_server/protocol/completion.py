@@ -21,14 +21,14 @@ log = logging.getLogger(__name__)
 ACCEPTED_COMMAND = "starcoder.accepted"
 
 
-async def _suggest(ls: StarcoderServer, method: str, uri: str, position: types.Position
-                   ) -> tuple[CompletionRequest | None, Suggestion | None]:
+async def _suggest(ls: StarcoderServer, method: str, uri: str, position: types.Position,
+                   whole: bool = False) -> tuple[CompletionRequest | None, Suggestion | None]:
     """The suggestion at `position` (and its request); None when there is none, and on any
     internal failure (counted and shown in the status: never a silent exception, never an error
-    answer)."""
+    answer). `whole`: not time-boxed."""
     try:
         req = completion_request(ls, uri, position)
-        suggestion = None if req is None else await ls.assistant.complete(req)
+        suggestion = None if req is None else await ls.assistant.complete(req, whole=whole)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -58,9 +58,10 @@ async def inline_completion(
 async def completion(
     ls: StarcoderServer, params: types.CompletionParams
 ) -> types.CompletionList:
-    """Fallback for clients without inline completion: one item carrying the suggestion."""
+    """Fallback for clients without inline completion: one item carrying the whole suggestion
+    (a menu item is inserted at once, never typed into: no time box)."""
     _, suggestion = await _suggest(ls, types.TEXT_DOCUMENT_COMPLETION,
-                                   params.text_document.uri, params.position)
+                                   params.text_document.uri, params.position, whole=True)
     if suggestion is None or not suggestion.text:
         return types.CompletionList(is_incomplete=True, items=[])
     pos = params.position
