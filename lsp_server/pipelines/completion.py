@@ -169,16 +169,15 @@ class CompletionPipeline:
         self._schedule_warm(engine, None)  # the user is active: no background work now
         self.requests += 1
         prefix, suffix = req.split()
+        state = self.cache.key(req.uri, prefix, suffix)
         cont = self._continuation
-        if (cont is not None and cont.before is not None and not cont.job.done()
-                and self.cache.key(req.uri, prefix, suffix) == cont.before):
+        if (cont is not None and cont.before == state and not cont.job.done()):
             return None  # the accepted line's end: the next line is being prefetched
         cached = None if self.naive else self.cache.lookup(req.uri, prefix, suffix)
         if cached is None and not self.naive:
             cached = await self._join(req.uri, prefix, suffix, early.deadline)
         if cached is not None:
             return Suggestion(cached, cached, None, 0, None, [], None, from_cache=True)
-        state = self.cache.key(req.uri, prefix, suffix)
         del prefix, suffix  # not held while waiting: many requests may wait at once
         fut, cancel = engine.submit(
             self.job(engine, req, None if self.naive or whole else early), lane="complete")
