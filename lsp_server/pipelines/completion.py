@@ -24,6 +24,7 @@ from lsp_server.engine.base import Cancelled, DecodeGuard, Engine, EngineDown, F
 from lsp_server.engine.cache import SuggestionCache
 from lsp_server.engine.model import ModelError
 from lsp_server.lifecycle import ModelManager
+from lsp_server.pipelines.timebox import Continuation, EarlyAnswer
 from lsp_server.postprocess import Situation, finish, should_stop
 from lsp_server.prompt.fim import TEMPLATE_OVERHEAD_TOKENS, Header, Prompt, build_header, build_prompt
 
@@ -65,62 +66,6 @@ class CompletionRequest:
         return before, line[col:] + "".join(self.lines[self.line + 1 :])
 
 
-class EarlyAnswer:
-    """The complete lines of a suggestion still being generated, handed to the event loop once the
-    answer budget is spent (`future`), and kept up to date for requests that join it later.
-
-    `offer` runs on the engine's thread at every piece of text; the rules (`finish`) run only
-    when a caller asks, on the event loop."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, budget_s: float) -> None:
-        self.loop = loop
-        self.deadline = time.perf_counter() + budget_s
-        self.future: asyncio.Future[str] = loop.create_future()
-        self._lines = ""  # the raw text up to its last line break
-        self._sit: Situation | None = None
-
-    def offer(self, body: str, sit: Situation) -> bool:
-        """Note `body` (the text so far); never asks to stop (returns False)."""
-        cut = body.rfind("\n")
-        if cut <= 0 or cut == len(self._lines):  # no new line break
-            return False
-        self._lines, self._sit = body[:cut], sit
-        if time.perf_counter() >= self.deadline and not self.future.done():
-            self.loop.call_soon_threadsafe(self.deliver)
-        return False
-
-    def deliver(self) -> None:
-        """Answer with the lines so far, if there are any (on the event loop)."""
-        text = self.text()
-        if text and not self.future.done():
-            self.future.set_result(text)
-
-    def text(self) -> str:
-        """The suggestion the lines so far make (the same rules as a whole suggestion)."""
-        return finish(self._lines, self._sit) if self._sit is not None and self._lines else ""
-
-
-@dataclass
-class _Continuation:
-    """A block that goes on after its early answer: the state it was asked in (by hashes, as the
-    cache keeps it), the engine job, and its lines so far."""
-
-    state: tuple[str, int, int, int]
-    job: asyncio.Future[Suggestion | None]
-    early: EarlyAnswer
-    before: tuple[str, int, int, int] | None = None  # a prefetch: the accepted state it follows
-
-    def typed_into(self, uri: str, prefix: str, suffix: str) -> str | None:
-        """What was typed since, when the new state only types ahead into this block."""
-        s_uri, s_len, s_hash, s_suffix = self.state
-        if (uri != s_uri or len(prefix) < s_len or hash(suffix) != s_suffix
-                or hash(prefix[:s_len]) != s_hash):
-            return None
-        typed = prefix[s_len:]
-        shown = self.early.text()
-        return typed if shown.startswith(typed) or typed.startswith(shown) else None
-
-
 class CompletionPipeline:
     """`naive`: the benchmark's reference (plain PSM, full window, no KV reuse, no caches), so
     the latency replay reports the ratio in the same run. Never meant for users."""
@@ -135,7 +80,7 @@ class CompletionPipeline:
         self._line_tokens: LineTokenCache | None = None
         self._header_cache: tuple[object, Header[Any]] | None = None
         self._warm_timer: asyncio.TimerHandle | None = None
-        self._continuation: _Continuation | None = None
+        self._continuation: Continuation | None = None
         self._shown: OrderedDict[int, tuple[CompletionRequest, str]] = OrderedDict()
         self._next_id = 0
         self.shown_count = 0
@@ -183,7 +128,7 @@ class CompletionPipeline:
             self.job(engine, req, None if self.naive or whole else early), lane="complete")
         job = asyncio.wrap_future(fut)
         if after is not None:
-            self._continue(engine, _Continuation(state, job, early,
+            self._continue(engine, Continuation(state, job, early,
                                                  self.cache.key(after.uri, *after.split())))
         waiting: set[asyncio.Future[Any]] = {job, early.future}
         timer = loop.call_at(loop.time() + max(0.0, early.deadline - time.perf_counter()),
@@ -200,7 +145,7 @@ class CompletionPipeline:
             self.early_answers += 1
             self.cache.store_key(state, partial, remember=False)
             if after is None:
-                self._continue(engine, _Continuation(state, job, early))
+                self._continue(engine, Continuation(state, job, early))
             return Suggestion(partial, partial, None, 0, None)
         if after is not None:
             return None  # landed through the continuation's callback
@@ -258,7 +203,7 @@ class CompletionPipeline:
             self._schedule_warm(engine, result.warm)
         return result
 
-    def _continue(self, engine: Engine, cont: _Continuation) -> None:
+    def _continue(self, engine: Engine, cont: Continuation) -> None:
         self._continuation = cont
 
         def done(_: object) -> None:
