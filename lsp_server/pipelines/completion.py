@@ -21,7 +21,7 @@ from lsp_server.context.lines import DocumentLines
 from lsp_server.context.snippets import Snippet, SnippetSelector, SourceDoc
 from lsp_server.context.window import LineTokenCache, Window, build_window
 from lsp_server.engine.base import Cancelled, DecodeGuard, Engine, EngineDown, FimInput, Generation
-from lsp_server.engine.cache import SuggestionCache
+from lsp_server.engine.cache import StateKey, SuggestionCache
 from lsp_server.engine.model import ModelError
 from lsp_server.lifecycle import ModelManager
 from lsp_server.pipelines.timebox import Continuation, EarlyAnswer
@@ -98,12 +98,13 @@ class CompletionPipeline:
             self.cache.clear()
         return self._line_tokens
 
-    async def complete(self, req: CompletionRequest, *, after: CompletionRequest | None = None,
+    async def complete(self, req: CompletionRequest, *, after: StateKey | None = None,
                        whole: bool = False) -> Suggestion | None:
         """A suggestion, or None when not ready, disabled, cancelled or superseded; within
         `ANSWER_BUDGET_S` whenever at least one line of it exists by then. With `after` (a
-        prefetch for the line after an accepted suggestion): the editor's request at that
-        accepted state is answered with nothing while this one runs, instead of superseding it.
+        prefetch for the line after an accepted suggestion, the key of the accepted state): the
+        editor's request at that accepted state is answered with nothing while this one runs,
+        instead of superseding it.
         `whole`: no time box (the command line prints the whole suggestion)."""
         engine = self.manager.serving()
         if engine is None:
@@ -128,8 +129,7 @@ class CompletionPipeline:
             self.job(engine, req, None if self.naive or whole else early), lane="complete")
         job = asyncio.wrap_future(fut)
         if after is not None:
-            self._continue(engine, Continuation(state, job, early,
-                                                 self.cache.key(after.uri, *after.split())))
+            self._continue(engine, Continuation(state, job, early, after))
         waiting: set[asyncio.Future[Any]] = {job, early.future}
         timer = loop.call_at(loop.time() + max(0.0, early.deadline - time.perf_counter()),
                              early.deliver)  # the lines that exist at the deadline
@@ -182,7 +182,7 @@ class CompletionPipeline:
             return None  # a block opener: the editor's own request there offers the next lines
         self.prefetches += 1
         nxt = _request_at(req, done + "\n", suffix)
-        return asyncio.ensure_future(self.complete(nxt, after=_request_at(req, done, suffix)))
+        return asyncio.ensure_future(self.complete(nxt, after=self.cache.key(req.uri, done, suffix)))
 
     def _landed(self, engine: Engine, state: tuple[str, int, int, int],
                 job: asyncio.Future[Suggestion | None]) -> Suggestion | None:
