@@ -111,3 +111,35 @@ async def test_edit_arguments_are_checked(tiny_starcoder: Path) -> None:
         answer = await s.client.workspace_execute_command_async(types.ExecuteCommandParams(
             command="starcoder.edit", arguments=[untitled, rng, "Fix bugs."]))
         assert isinstance(answer, dict) and "applied" in answer, answer
+
+
+async def test_cancelled_edit_leaves_the_document_untouched(qwen_gguf: Path) -> None:
+    """The editor cancels the command ($/cancelRequest) while the model writes: the answer is
+    RequestCancelled, no edit is ever applied, and the server goes on serving."""
+    async with lsp_session("visual-studio-code", {"model": str(qwen_gguf)}) as s:
+        applied = recording(s)
+        assert (await s.wait_status("ready", "error"))["state"] == "ready"
+        s.open(URI, BUGGY)
+        before = set(s.client.progress_reports)
+        answer = asyncio.ensure_future(s.client.protocol.send_request_async(
+            types.WORKSPACE_EXECUTE_COMMAND, types.ExecuteCommandParams(
+                command="starcoder.edit",
+                arguments=[URI, s.client.protocol._converter.unstructure(FUNCTION),
+                           "Add a detailed docstring with several examples, and a comment on "
+                           "every line."]), msg_id="edit-1"))
+
+        def writing() -> bool:  # the model has written some of the edit
+            return any(any(isinstance(r, types.WorkDoneProgressReport) and r.message for r in rs)
+                       for t, rs in s.client.progress_reports.items() if t not in before)
+        for _ in range(600):
+            if writing() or answer.done():
+                break
+            await asyncio.sleep(0.1)
+        assert writing() and not answer.done(), "the edit was not being written"
+        s.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="edit-1"))
+        with pytest.raises(JsonRpcException, match="cancel"):
+            await asyncio.wait_for(answer, 10)
+        await asyncio.sleep(3.0)  # long enough for an edit that was not stopped to land
+        assert applied == []
+        assert (await run_edit(s, FUNCTION, "Fix bugs."))["applied"] is True  # still serving
+        assert len(applied) == 1

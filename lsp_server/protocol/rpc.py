@@ -20,6 +20,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from cattrs import transform_error
@@ -229,14 +230,22 @@ class RobustProtocol(LanguageServerProtocol):
                          callback: Callable[[Future[Any]], None],
                          args: tuple[Any, ...] | None = None,
                          kwargs: dict[str, Any] | None = None) -> Any:
-        """pygls 2.1.1 files each notification's future under a fresh uuid and never removes it:
-        ~1.8 KB kept per didChange, forever. Drop it once the handler is done."""
+        """pygls 2.1.1 files each notification's future, and each step of a builtin generator
+        handler (`workspace/executeCommand` runs our command as one), under a fresh uuid and never
+        removes it: ~1.8 KB kept per didChange, forever. Drop it once the handler is done.
+        pygls' `$/cancelRequest` cancels only the generator's result, so a cancelled
+        `starcoder.edit` would go on and apply its edit: cancel the running step with it."""
         super()._execute_handler(msg_id, handler, callback, args, kwargs)
-        if callback != self._check_handler_result:  # a request: pygls removes it when answering
-            return
+        step_of = (callback.keywords.get("result_future")
+                   if isinstance(callback, partial) and callback.func == self._run_generator
+                   else None)
+        if callback != self._check_handler_result and step_of is None:
+            return  # a request: pygls removes it when answering
         future = self._request_futures.get(msg_id)
         if future is None:
             return
+        if step_of is not None and not future.done():
+            step_of.add_done_callback(lambda outer: outer.cancelled() and future.cancel())
         if future.done():
             self._request_futures.pop(msg_id, None)
         else:

@@ -289,8 +289,9 @@ class StatusItem:
 class Workbench:
     """The VS Code window in Chromium, driven with the keyboard, plus a screenshot per step."""
 
-    def __init__(self, page: Page, server: CodeServer, shots: Path) -> None:
+    def __init__(self, page: Page, server: CodeServer, shots: Path, console: list[str]) -> None:
         self.page = page
+        self.console = console  # the browser's console messages
         self.server = server
         self.shots = shots
         self.kb = page.keyboard
@@ -315,7 +316,12 @@ class Workbench:
     def diagnose(self) -> str:
         return (f"status: {self.status()}; notifications: {self.notifications()}\n"
                 f"StarCoder log tail:\n{self.server.extension_log()[-3000:]}\n"
-                f"server debug log tail:\n{self.server.server_log()[-4000:]}")
+                f"server debug log tail:\n{self.server.server_log()[-4000:]}\n"
+                f"browser console (warnings, errors):\n{self.console_tail()}")
+
+    def console_tail(self, n: int = 20, *, everything: bool = False) -> str:
+        quiet = ("log:", "debug:", "info:")
+        return "\n".join([x for x in self.console if everything or not x.startswith(quiet)][-n:])
 
     def wait_status(self, icon: str, contains: str = "", timeout: float = UI_TIMEOUT) -> StatusItem:
         def check() -> StatusItem | None:
@@ -461,11 +467,13 @@ class Workbench:
 
 
 @contextlib.contextmanager
-def browser_page(url: str) -> Iterator[tuple[Playwright, Browser, Page]]:
+def browser_page(url: str, console: list[str]) -> Iterator[tuple[Playwright, Browser, Page]]:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 800})
+            # The workbench's own log (why a feature did not run) goes to `console`.
+            page.on("console", lambda m: console.append(f"{m.type}: {m.text}"[:500]))
             page.add_init_script(STATUS_RECORDER)
             page.goto(url, timeout=START_TIMEOUT * 1000)
             page.locator(".monaco-workbench").wait_for(timeout=START_TIMEOUT * 1000)

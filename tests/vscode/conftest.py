@@ -63,6 +63,10 @@ def vscode(qwen_gguf: Path, tmp_path_factory: pytest.TempPathFactory,
         # what is on disk is what the step accepted (and a tab shows when it is unsaved).
         "files.autoSave": "off",
         "starcoder.maxTokens": 32,  # short suggestions: fast on 2 cores
+        # VS Code takes the inline-completion request while its word-based suggest widget is open
+        # (typing "return" matches the file's own "return") and does not ask again when typing a
+        # space closes it: ghost text would come or not by a race no provider can change.
+        "editor.wordBasedSuggestions": "off",
     }
     # What a user of this checkout sets, in the remote settings (see CodeServer.machine_settings).
     # The server's debug log goes to a file (not the output panel): a failed step shows its tail.
@@ -71,13 +75,15 @@ def vscode(qwen_gguf: Path, tmp_path_factory: pytest.TempPathFactory,
     server = CodeServer(root, user, machine)
     server.prepare(FILES, [qwen_gguf])
     _say(request.config, f"\nVS Code end-to-end: screenshots in {shots}")
+    console: list[str] = []
     server.start()
     try:
-        with browser_page(server.url) as (_, _, page):
-            yield Workbench(page, server, shots)
+        with browser_page(server.url, console) as (_, _, page):
+            yield Workbench(page, server, shots, console)
     finally:
         server.stop()
         (shots / "StarCoder.log").write_text(server.extension_log(), encoding="utf-8")
+        (shots / "browser-console.log").write_text("\n".join(console), encoding="utf-8")
         shutil.copy2(server.log, shots / "code-server.log")
         if (root / "server.log").exists():
             shutil.copy2(root / "server.log", shots / "server.log")
