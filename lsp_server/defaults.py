@@ -221,6 +221,13 @@ ANSWER_BUDGET_S = 0.35
 # Suggestions remembered after they are shown, for the editor's "accepted" command (by id): an
 # accept refers to the one on screen; each holds its document's text as it was then.
 SHOWN_SUGGESTIONS = 4
+# Local usage stats (never sent anywhere). A later request typed into a shown suggestion when the
+# 64 characters before where it was offered are unchanged (enough to tell places apart, cheap per
+# keystroke); latency percentiles over the last 500 answers per language and model (a session's
+# worth; bounded memory); documents opened but not yet suggested in, for "time to first".
+USAGE_MATCH_CHARS = 64
+USAGE_SAMPLES = 500
+USAGE_OPEN_DOCUMENTS = 64
 SUGGESTION_CACHE_ENTRIES = 256  # recent cursor states remembered (deleting back answers at once)
 
 # --- explain --------------------------------------------------------------------------------------

@@ -227,6 +227,9 @@ class Settings:
             "(`[\"*.tfvars\", \"config/prod/\"]`), on top of the built-in secrets list")
     gitignore: bool = _setting(
         False, check=_FLAG, doc="also exclude what the workspace's `.gitignore` files match")
+    complete_after_deletion: bool = _setting(
+        False, check=_FLAG, doc="suggest after a deletion too (off: deleting shows no "
+                                "suggestion until you type or ask for one)")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -224,6 +224,15 @@ def test_edit_with_an_instruction_is_applied(nvim_run: Run) -> None:
     assert text.startswith("def add(a, b):") and text.endswith("print(add(2, 3))"), text
 
 
+def test_stats_command_reports_the_accepted_suggestions(nvim_run: Run) -> None:
+    text = nvim_run.get("stats_text")
+    assert "never sent anywhere" in text, text
+    accepted = re.search(r"^\| Accepted \| (\d+) \|$", text, re.MULTILINE)
+    assert accepted and int(accepted.group(1)) >= len(nvim_run.get("accepts")), text
+    assert re.search(r"^\| python \| qwen2\.5-coder-0\.5b \| [1-9]\d* \| [\d.]+ s \|", text,
+                     re.MULTILINE), text
+
+
 def test_explain_code_action_on_a_selection(nvim_run: Run) -> None:
     actions = nvim_run.get("code_actions")
     explain = [a for a in actions if str(a.get("title", "")).startswith("Explain")]

@@ -28,6 +28,7 @@ SAMPLES: dict[str, tuple[Any, Any]] = {
     "backend": ("openai", "llama-server"), "endpoint": ("http://127.0.0.1:1/v1", "https://gpu"),
     "apiKeyEnv": ("STARCODER_K", "STARCODER_J"), "memoryPolicy": ("shrink", "refuse"),
     "exclude": (["*.tfvars"], ["a/"]), "gitignore": (True, False),
+    "completeAfterDeletion": (True, False),
 }
 # The settings whose change loads the model again (what service.py's hand-kept list held).
 RELOADING = {"model", "modelsFile", "nGpuLayers", "threads", "contextTokens", "memoryPolicy",

@@ -207,14 +207,17 @@ class Driver:
 
     # --- requests ------------------------------------------------------------------------------
     async def inline(self, uri: str, line: int, character: int,
-                     timeout: float = defaults.DRIVER_REQUEST_TIMEOUT_S
+                     timeout: float = defaults.DRIVER_REQUEST_TIMEOUT_S, *, invoked: bool = False
                      ) -> list[types.InlineCompletionItem]:
-        """The inline items at a typing pause (trigger Automatic)."""
+        """The inline items at a typing pause (trigger Automatic), or asked for by the user
+        (`invoked`: the editor's "trigger suggestion" key)."""
+        kind = (types.InlineCompletionTriggerKind.Invoked if invoked
+                else types.InlineCompletionTriggerKind.Automatic)
         result = await asyncio.wait_for(self.client.text_document_inline_completion_async(
             types.InlineCompletionParams(
                 text_document=types.TextDocumentIdentifier(uri),
                 position=types.Position(line, character),
-                context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic),
+                context=types.InlineCompletionContext(kind),
             )), timeout)
         if result is None:
             return []

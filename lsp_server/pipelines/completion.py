@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lsp_server import defaults
@@ -25,6 +26,7 @@ from lsp_server.engine.cache import StateKey, SuggestionCache
 from lsp_server.engine.model import ModelError
 from lsp_server.lifecycle import ModelManager
 from lsp_server.pipelines.timebox import Continuation, EarlyAnswer
+from lsp_server.pipelines.usage import Usage
 from lsp_server.postprocess import Situation, finish, should_stop
 from lsp_server.prompt.fim import TEMPLATE_OVERHEAD_TOKENS, Header, Prompt, build_header, build_prompt
 
@@ -83,9 +85,7 @@ class CompletionPipeline:
         self._continuation: Continuation | None = None
         self._shown: OrderedDict[int, tuple[CompletionRequest, str]] = OrderedDict()
         self._next_id = 0
-        self.shown_count = 0
-        self.accepted_count = 0
-        self.accepted_chars = 0
+        self.usage = Usage()
         self.prefetches = 0
         self.early_answers = 0  # answered with the lines so far, the block going on
         self.joined = 0  # requests answered by a block still going on
@@ -115,6 +115,8 @@ class CompletionPipeline:
         self._schedule_warm(engine, None)  # the user is active: no background work now
         self.requests += 1
         prefix, suffix = req.split()
+        if after is None:  # an editor's request (not a prefetch): it ends what was on screen
+            self.usage.request(req.uri, prefix)
         state = self.cache.key(req.uri, prefix, suffix)
         cont = self._continuation
         if (cont is not None and cont.before == state and not cont.job.done()):
@@ -151,10 +153,12 @@ class CompletionPipeline:
             return None  # landed through the continuation's callback
         return self._landed(engine, state, job)
 
-    def shown(self, req: CompletionRequest, text: str) -> int:
-        """Remember a suggestion shown for `req`; its id for the editor's "accepted" command."""
+    def shown(self, req: CompletionRequest, text: str, seconds: float) -> int:
+        """Remember a suggestion shown for `req`, `seconds` after it was asked for; its id for
+        the editor's "accepted" command."""
         self._next_id += 1
-        self.shown_count += 1
+        self.usage.answered(req.uri, req.language, _model_label(self.manager.model), seconds)
+        self.usage.offered(req.uri, req.split()[0], text)
         self._shown[self._next_id] = (req, text)
         while len(self._shown) > defaults.SHOWN_SUGGESTIONS:
             self._shown.popitem(last=False)
@@ -163,25 +167,28 @@ class CompletionPipeline:
     def accepted(self, item_id: int) -> asyncio.Task[Suggestion | None] | None:
         """The editor accepted suggestion `item_id`: counted, and, when it completed a line,
         the suggestion for the line after it prefetched (llama.vim's speculative FIM), so that
-        Enter finds it ready. The prefetch is at the start of a new line; the editor's auto-indent
-        types into it. (After a block opener nothing is prefetched: the editor asks there at once
-        and gets the block, which Enter types into.)"""
+        Enter finds it ready. The prefetch is where Enter puts the cursor: a new line with the
+        accepted line's indentation, as editors auto-indent (at column 0 the model may choose
+        another indentation, which the editor's then does not type into). (After a block opener
+        nothing is prefetched: the editor asks there at once and gets the block, which Enter
+        types into.)"""
         found = self._shown.pop(item_id, None)
         if found is None:
             return None
         req, text = found
-        self.accepted_count += 1
-        self.accepted_chars += len(text)
+        self.usage.accepted_whole(req.uri, text)
         if self.naive:
             return None
         if text.endswith("\n"):
             return None  # a block ending in a line break: the user is on the next line already
         prefix, suffix = req.split()
         done = prefix + text
-        if Situation.between(done[done.rfind("\n") + 1:], suffix[:200]).multiline:
+        line = done[done.rfind("\n") + 1:]
+        if Situation.between(line, suffix[:200]).multiline:
             return None  # a block opener: the editor's own request there offers the next lines
         self.prefetches += 1
-        nxt = _request_at(req, done + "\n", suffix)
+        indent = line[:len(line) - len(line.lstrip(" \t"))]
+        nxt = _request_at(req, done + "\n" + indent, suffix)
         return asyncio.ensure_future(self.complete(nxt, after=self.cache.key(req.uri, done, suffix)))
 
     def _landed(self, engine: Engine, state: tuple[str, int, int, int],
@@ -224,7 +231,10 @@ class CompletionPipeline:
         if cont is None or cont.job.done() or cont.typed_into(uri, prefix, suffix) is None:
             return None
         await asyncio.wait({cont.job}, timeout=max(0.0, deadline - time.perf_counter()))
-        typed = cont.typed_into(uri, prefix, suffix) or ""
+        into = cont.typed_into(uri, prefix, suffix)
+        if into is None and not cont.job.done():
+            return None  # its lines went another way than the typing: not an answer for it
+        typed = into or ""
         shown = cont.early.text()
         if not cont.job.done() and shown.startswith(typed) and len(shown) > len(typed):
             self.joined += 1
@@ -360,13 +370,17 @@ class CompletionPipeline:
     def stats(self) -> dict[str, Any]:
         return {"requests": self.requests, "cacheHits": self.cache.hits,
                 "typedAheadHits": self.cache.typed_ahead_hits, "earlyAnswers": self.early_answers,
-                "joined": self.joined, "shown": self.shown_count,
-                "accepted": self.accepted_count, "acceptedChars": self.accepted_chars,
-                "prefetches": self.prefetches, "naive": self.naive}
+                "joined": self.joined, "prefetches": self.prefetches, "naive": self.naive,
+                **self.usage.snapshot()}
 
     def shutdown(self) -> None:
         if self._warm_timer is not None:
             self._warm_timer.cancel()
+
+
+def _model_label(model: str) -> str:
+    """A model as the stats name it: a catalogue name, or a file's name without `.gguf`."""
+    return Path(model).stem if model.endswith(".gguf") else model
 
 
 def _request_at(req: CompletionRequest, prefix: str, suffix: str) -> CompletionRequest:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from lsprotocol import types
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 
 # Carried by every inline item; LSP 3.18 clients run it when the user accepts the item.
 ACCEPTED_COMMAND = "starcoder.accepted"
+# The completion stats report (markdown), for "StarCoder: Show Stats" and :StarcoderStats.
+STATS_COMMAND = "starcoder.stats"
 
 
 async def _suggest(ls: StarcoderServer, method: str, uri: str, position: types.Position,
@@ -42,12 +45,18 @@ async def _suggest(ls: StarcoderServer, method: str, uri: str, position: types.P
 async def inline_completion(
     ls: StarcoderServer, params: types.InlineCompletionParams
 ) -> types.InlineCompletionList:
+    t0 = time.perf_counter()
+    uri = params.text_document.uri
+    if (params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
+            and ls.protocol.just_deleted(uri)
+            and not ls.assistant.settings.complete_after_deletion):
+        return types.InlineCompletionList(items=[])  # deleting: no ghost text in the way
     req, suggestion = await _suggest(ls, types.TEXT_DOCUMENT_INLINE_COMPLETION,
                                      params.text_document.uri, params.position)
     if req is None or suggestion is None or not suggestion.text:
         return types.InlineCompletionList(items=[])
     pos = params.position
-    shown = ls.assistant.completion.shown(req, suggestion.text)
+    shown = ls.assistant.completion.shown(req, suggestion.text, time.perf_counter() - t0)
     item = types.InlineCompletionItem(
         insert_text=suggestion.text, range=types.Range(pos, pos),
         command=types.Command(title="StarCoder: accepted", command=ACCEPTED_COMMAND,
@@ -97,6 +106,13 @@ def _log_failure(task: asyncio.Task[Any]) -> None:
 
 def did_open(ls: StarcoderServer, params: types.DidOpenTextDocumentParams) -> None:
     ls.recent.forget(params.text_document.uri)
+    ls.assistant.completion.usage.opened(params.text_document.uri)
+
+
+def stats_command(ls: StarcoderServer, *args: Any) -> str:
+    """No arguments: this session's completion stats as a markdown report (never sent anywhere;
+    the editor shows it)."""
+    return ls.assistant.completion.usage.report()
 
 
 
@@ -107,3 +123,4 @@ def setup(server: StarcoderServer) -> None:
                    types.CompletionOptions(trigger_characters=[], resolve_provider=False))(completion)
     server.feature(types.TEXT_DOCUMENT_DID_OPEN)(did_open)
     server.command(ACCEPTED_COMMAND)(accepted_command)
+    server.command(STATS_COMMAND)(stats_command)

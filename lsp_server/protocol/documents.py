@@ -129,6 +129,15 @@ class FastPositionCodec(PositionCodec):
         return ServerTextPosition(position.line, index)
 
 
+def _deletes(change: Any) -> bool:
+    """An incremental change that removes text and inserts none (a whole-text change is not
+    judged: it says nothing about what the user did)."""
+    if not isinstance(change, types.TextDocumentContentChangePartial) or change.text:
+        return False
+    r = change.range
+    return (r.start.line, r.start.character) != (r.end.line, r.end.character)
+
+
 def _inside_character(data: bytes, cut: int, width: int) -> bool:
     """Whether byte offset `cut` falls inside a multi-unit character."""
     if width == 1:
@@ -153,6 +162,11 @@ class BoundedDocuments(RobustProtocol):
         self._kept: dict[str, int] = {}  # memory per kept document (for the total limit)
         self.kept_total = 0
         self._lines: dict[str, DocumentLines] = {}  # uri key -> view of its current text
+        self._deleted: set[str] = set()  # uri keys whose last change only deleted text
+
+    def just_deleted(self, uri: str) -> bool:
+        """Whether the document's last change only deleted text (Backspace, Delete, cut)."""
+        return unquote(uri) in self._deleted
 
     def open_document(self, uri: str) -> TextDocument | None:
         """The document if the client opened it, it is within the limits and not a secret;
@@ -318,6 +332,10 @@ class BoundedDocuments(RobustProtocol):
             if refusal is not None:
                 self._drop(uri, refusal)
         doc.version = params.text_document.version
+        if params.content_changes and all(_deletes(c) for c in params.content_changes):
+            self._deleted.add(key)
+        else:
+            self._deleted.discard(key)
         if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
             yield handler, (params,), None
 
@@ -328,6 +346,7 @@ class BoundedDocuments(RobustProtocol):
         self.too_large.discard(key)
         self.secret.pop(key, None)
         self._told.discard(key)
+        self._deleted.discard(key)
         self._forget(key)
         yield from super().lsp_text_document__did_close(params)
 

@@ -44,6 +44,7 @@ START_TIMEOUT = 120
 READY_TIMEOUT = 240
 UI_TIMEOUT = 30
 SUGGESTION_TIMEOUT = 120
+ASK_TIMEOUT = 10  # typing to VS Code's inline request: it asks after ~50-300 ms of quiet
 EXPLAIN_TIMEOUT = 360
 EDIT_TIMEOUT = 360  # a proposed edit: generated like an explanation
 TYPING_DELAY_MS = 40  # between keys, as a person types (and VS Code sees separate edits)
@@ -296,6 +297,7 @@ class Workbench:
         self.shots = shots
         self.kb = page.keyboard
         self._shot = 0
+        self._typed_at = 0
 
     # --- observing ------------------------------------------------------------------------------
     def shot(self, name: str) -> Path:
@@ -352,6 +354,18 @@ class Workbench:
         return "".join(parts).replace("\xa0", " ")
 
     def wait_ghost_text(self, timeout: float = SUGGESTION_TIMEOUT) -> str:
+        """The ghost text once shown. VS Code 1.100 now and then does not ask any inline provider
+        after the first typing in a freshly opened editor (no request reaches the extension; seen
+        here about one run in three, whatever the provider). When no request was made after
+        `ASK_TIMEOUT`, press Alt+\\ (Trigger Inline Suggestion) once, as a user would, and say so."""
+        def asked() -> bool:
+            return any("generating" in st.tooltip for st in self.status_history()[self._typed_at:])
+        deadline = time.monotonic() + ASK_TIMEOUT
+        while time.monotonic() < deadline and not asked() and not self.ghost_text().strip():
+            time.sleep(0.1)
+        if not asked() and not self.ghost_text().strip():
+            print("VS Code did not ask for an inline suggestion after typing: Alt+\\ pressed")
+            self.press("Alt+Backslash")
         return wait_until("ghost text", lambda: self.ghost_text().strip() or None, timeout, self.diagnose)
 
     def active_tab(self) -> str:
@@ -397,6 +411,7 @@ class Workbench:
 
     # --- acting, as a person does ---------------------------------------------------------------
     def type(self, text: str) -> None:
+        self._typed_at = len(self.status_history())  # requests made from here on follow it
         self.kb.type(text, delay=TYPING_DELAY_MS)
 
     def press(self, *keys: str) -> None:

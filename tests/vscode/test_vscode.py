@@ -109,6 +109,30 @@ def test_accept_word_takes_only_the_first_word(vscode: Workbench) -> None:
     assert ghost == accepted + rest, (ghost, accepted, rest)
 
 
+def test_show_stats_reports_the_accepts_and_the_tooltip_sums_them_up(vscode: Workbench) -> None:
+    # After the two tests above: one suggestion taken with Tab, one word of another with Ctrl+Right.
+    vscode.command("StarCoder: Show Stats")
+    text = wait_until("the stats preview",
+                      lambda: t if "Suggestions shown" in (t := vscode.preview_text()) else None,
+                      UI_TIMEOUT, vscode.diagnose)
+    vscode.shot("stats")
+    assert re.search(r"never sent anywhere", text), text
+    assert re.search(r"Accepted\s+[1-9]", text), text
+    assert re.search(r"Partially accepted\s+[1-9]", text), text
+    assert re.search(rf"python\s+{re.escape(QWEN)}\s+[1-9]\d*\s+[\d.]+ s", text), text
+    vscode.press("Control+W")
+    # The tooltip's summary is refreshed after a request (at most every few seconds).
+    vscode.open_file("fact.py")
+    vscode.press("Control+End")
+    vscode.type("x")
+    status = wait_until("the status tooltip to sum up the suggestions",
+                        lambda: s if (s := vscode.status()) and "suggestions accepted" in s.tooltip
+                        else None, UI_TIMEOUT, vscode.diagnose)
+    assert re.search(r"\d+ of \d+ suggestions accepted \(\d+%\) · p50 [\d.]+ s", status.tooltip)
+    vscode.press("Backspace")
+    vscode.press("Control+S")
+
+
 def test_untitled_buffer_and_second_file_then_completions_still_work(vscode: Workbench) -> None:
     vscode.press("Control+Alt+KeyN")  # File: New Untitled Text File (the browser keeps Ctrl+N)
     vscode.wait_editor_focus("Untitled-1")

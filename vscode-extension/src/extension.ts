@@ -31,6 +31,7 @@ import { parseModelsTable, lastPercent, type ModelEntry } from './models';
 import { commandLine, resolveServerCommand, type Launcher, type Resolution } from './serverCommand';
 import { SECTION, toServerSettings, userScopedGetter, type ConfigGet, type PathContext, type ServerSettings } from './settings';
 import { INITIAL, fixes, reduce, view, type StatusEvent, type StatusParams, type StatusState } from './status';
+import { StatsView } from './editor/stats';
 import { VirtualDocuments } from './editor/virtualDocs';
 
 /** Contract names (DESIGN.md). */
@@ -101,6 +102,7 @@ class Controller {
   private readonly log: vscode.LogOutputChannel;
   private readonly item: vscode.StatusBarItem;
   private readonly explanations = new VirtualDocuments('starcoder-explanation');
+  private readonly stats: StatsView;
   private readonly edits: EditFlow;
   private starting: Promise<void> | undefined;
 
@@ -110,6 +112,7 @@ class Controller {
     this.item.name = 'StarCoder';
     this.item.command = 'starcoder.showMenu';
     this.edits = new EditFlow(context.globalState, this.log);
+    this.stats = new StatsView(this.explanations, this.log, () => this.render());
   }
 
   async activate(): Promise<void> {
@@ -129,6 +132,10 @@ class Controller {
       vscode.commands.registerCommand('starcoder.selectModel', () => this.selectModel()),
       vscode.commands.registerCommand('starcoder.restartServer', () => this.restart()),
       vscode.commands.registerCommand('starcoder.showLog', () => this.log.show(true)),
+      vscode.commands.registerCommand('starcoder.showStats', () => {
+        const client = this.runningClient();
+        return client && this.stats.show(client);
+      }),
       vscode.commands.registerCommand('starcoder.showMenu', () => this.showMenu()),
       vscode.window.onDidChangeActiveTextEditor(() => this.render()),
       vscode.workspace.onDidChangeConfiguration((e) => this.onConfigurationChanged(e)),
@@ -201,7 +208,7 @@ class Controller {
     const doc = vscode.window.activeTextEditor?.document;
     const languageId = doc?.languageId;
     const languageEnabled = doc ? isLanguageEnabled(this.config().get('enableLanguages'), doc.languageId) : undefined;
-    const v = view(this.state, { languageId, languageEnabled });
+    const v = view(this.state, { languageId, languageEnabled, usage: this.stats.summary });
     this.item.text = v.text;
     this.item.tooltip = v.tooltip;
     this.item.backgroundColor = v.background ? new vscode.ThemeColor(`statusBarItem.${v.background}Background`) : undefined;
@@ -218,6 +225,7 @@ class Controller {
           return await next(document, position, context, token);
         } finally {
           this.dispatch({ type: 'request', delta: -1 });
+          if (this.client?.isRunning()) this.stats.refresh(this.client);
         }
       },
       // VS Code has inline completion: keep the server's suggest-widget fallback from running the
@@ -397,6 +405,7 @@ class Controller {
     }
     items.push(
       { label: '$(symbol-misc) Select model…', description: this.state.model || undefined, run: () => this.selectModel() },
+      { label: '$(graph) Show stats', run: () => vscode.commands.executeCommand('starcoder.showStats') },
       { label: '$(output) Show log', run: () => this.log.show(true) },
       { label: '$(debug-restart) Restart server', run: () => this.restart() },
       { label: '$(settings-gear) Open settings', run: () => vscode.commands.executeCommand('workbench.action.openSettings', SECTION) },

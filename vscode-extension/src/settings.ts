@@ -19,7 +19,7 @@ export const SECTION = 'starcoder';
 export const SERVER_SETTING_KEYS = [
   'model', 'modelsFile', 'nGpuLayers', 'threads', 'contextTokens', 'maxTokens', 'temperature',
   'enable', 'idleUnloadMinutes', 'backend', 'endpoint', 'apiKeyEnv', 'memoryPolicy', 'exclude',
-  'gitignore',
+  'gitignore', 'completeAfterDeletion',
 ] as const;
 export type ServerKey = (typeof SERVER_SETTING_KEYS)[number];
 
@@ -178,6 +178,7 @@ const NORMALISE = {
   memoryPolicy: choice('memoryPolicy'),
   exclude: (v: unknown) => globs(v).map((g) => g.trim()),
   gitignore: (v: unknown) => v === true,
+  completeAfterDeletion: (v: unknown) => v === true,
 } satisfies { [K in ServerKey]: Normalise };
 
 /** The `starcoder` section exactly as the server's settings.py reads it (camelCase). */

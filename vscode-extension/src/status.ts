@@ -117,6 +117,8 @@ export interface ViewContext {
   languageId?: string;
   /** Whether `starcoder.enableLanguages` allows that language. */
   languageEnabled?: boolean;
+  /** The server's one-line usage summary (`starcoder/stats` `summary`), shown when ready. */
+  usage?: string;
 }
 
 const LABEL = 'StarCoder';
@@ -146,7 +148,7 @@ export function view(s: StatusState, ctx: ViewContext = {}): StatusView {
           tooltip: `starcoder-lsp: ready${model}\nCompletions are off for ${ctx.languageId} (starcoder.enableLanguages).${click}`,
         };
       }
-      return { text: `$(sparkle) ${LABEL}`, tooltip: `starcoder-lsp: ready${model}${detail}${click}` };
+      return { text: `$(sparkle) ${LABEL}`, tooltip: `starcoder-lsp: ready${model}${detail}${ctx.usage ? `\n${ctx.usage}` : ''}${click}` };
     case 'errors': {
       const what = s.errors === 1 ? '1 request' : `${s.errors} requests`;
       const cause = s.lastError ? `: ${s.lastError}` : '';

@@ -207,6 +207,29 @@ local function setup_edit(client, bufnr)
   end, { buffer = bufnr, desc = 'starcoder: edit the block under the cursor with an instruction' })
 end
 
+--- `:StarcoderStats`: this session's completion stats (counted by the server, never sent
+--- anywhere) in a scratch markdown buffer.
+local function show_stats()
+  local client = vim.lsp.get_clients({ name = 'starcoder' })[1]
+  if not client then
+    vim.notify('starcoder: the server is not running', vim.log.levels.WARN)
+    return
+  end
+  client:request('workspace/executeCommand', { command = 'starcoder.stats', arguments = {} },
+    function(err, result)
+      if err or type(result) ~= 'string' then
+        vim.notify('starcoder: stats: ' .. (err and err.message or 'no report'), vim.log.levels.ERROR)
+        return
+      end
+      vim.cmd('botright new')
+      local buf = vim.api.nvim_get_current_buf()
+      vim.bo[buf].buftype, vim.bo[buf].bufhidden, vim.bo[buf].swapfile = 'nofile', 'wipe', false
+      vim.api.nvim_buf_set_lines(buf, 0, -1, false, vim.split(result, '\n', { trimempty = true }))
+      vim.bo[buf].modifiable, vim.bo[buf].filetype = false, 'markdown'
+      pcall(vim.api.nvim_buf_set_name, buf, 'StarCoder Stats')
+    end)
+end
+
 ---@type vim.lsp.Config
 return {
   cmd = { 'starcoder-lsp', 'serve' },
@@ -244,6 +267,8 @@ return {
     end,
   },
   on_attach = function(client, bufnr)
+    vim.api.nvim_create_user_command('StarcoderStats', show_stats,
+      { desc = 'starcoder: completion stats of this session (local only)', force = true })
     setup_edit(client, bufnr)
     local has_inline = pcall(require, 'vim.lsp.inline_completion') -- Neovim 0.12+
     local want_inline = vim.g.starcoder_inline ~= false

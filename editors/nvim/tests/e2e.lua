@@ -297,6 +297,14 @@ local function main()
       return buf_text(eb) ~= before and buf_text(eb)
     end)
   end
+
+  -- 6. :StarcoderStats: the report (with the accepts above) in a scratch markdown buffer.
+  vim.cmd('StarcoderStats')
+  report.stats_text = wait_for('the stats buffer', 20, function()
+    local b = api.nvim_get_current_buf()
+    return vim.bo[b].filetype == 'markdown' and buf_text(b):find('Suggestions shown', 1, true)
+      and buf_text(b)
+  end)
   finish(nil)
 end
 

@@ -85,6 +85,7 @@ describe('toServerSettings', () => {
       memoryPolicy: 'refuse',
       exclude: [],
       gitignore: false,
+      completeAfterDeletion: false,
     });
   });
 
@@ -100,13 +101,13 @@ describe('toServerSettings', () => {
       model: 'starcoder2-3b', nGpuLayers: 0, threads: 4, contextTokens: 4096, maxTokens: 64,
       temperature: 0.2, enable: false, idleUnloadMinutes: 15, backend: 'llama-server',
       endpoint: 'http://127.0.0.1:8080/v1', apiKeyEnv: 'STARCODER_KEY', memoryPolicy: 'shrink',
-      exclude: ['*.tfvars', 7], gitignore: true,
+      exclude: ['*.tfvars', 7], gitignore: true, completeAfterDeletion: true,
     }));
     assert.deepEqual(s, {
       model: 'starcoder2-3b', modelsFile: null, nGpuLayers: 0, threads: 4, contextTokens: 4096,
       maxTokens: 64, temperature: 0.2, enable: false, idleUnloadMinutes: 15, backend: 'llama-server',
       endpoint: 'http://127.0.0.1:8080/v1', apiKeyEnv: 'STARCODER_KEY', memoryPolicy: 'shrink',
-      exclude: ['*.tfvars'], gitignore: true,
+      exclude: ['*.tfvars'], gitignore: true, completeAfterDeletion: true,
     });
   });
 

@@ -33,6 +33,8 @@ describe('status state machine', () => {
     assert.equal(view(s).text, '$(sparkle) StarCoder');
     assert.match(view(s).tooltip, /ready · qwen2\.5-coder-0\.5b/);
     assert.equal(view(s).background, undefined);
+    const usage = '3 of 4 suggestions accepted (75%) · p50 0.21 s';
+    assert.match(view(s, { usage }).tooltip, /\n3 of 4 suggestions accepted \(75%\) · p50 0\.21 s\n\nClick for actions\.$/);
   });
 
   it('clears stale progress when the load ends in ready or error', () => {
