@@ -228,6 +228,9 @@ SHOWN_SUGGESTIONS = 4
 USAGE_MATCH_CHARS = 64
 USAGE_SAMPLES = 500
 USAGE_OPEN_DOCUMENTS = 64
+# The text before the cursor read to tell a file's indentation step (for the line after an
+# accepted block opener): ~100 lines, enough to see a nested block; cheap once per accept.
+INDENT_SAMPLE_CHARS = 4000
 SUGGESTION_CACHE_ENTRIES = 256  # recent cursor states remembered (deleting back answers at once)
 
 # --- explain --------------------------------------------------------------------------------------

@@ -168,10 +168,9 @@ class CompletionPipeline:
         """The editor accepted suggestion `item_id`: counted, and, when it completed a line,
         the suggestion for the line after it prefetched (llama.vim's speculative FIM), so that
         Enter finds it ready. The prefetch is where Enter puts the cursor: a new line with the
-        accepted line's indentation, as editors auto-indent (at column 0 the model may choose
-        another indentation, which the editor's then does not type into). (After a block opener
-        nothing is prefetched: the editor asks there at once and gets the block, which Enter
-        types into.)"""
+        accepted line's indentation (one level more after a block opener), as editors
+        auto-indent (at column 0 the model may choose another indentation, which the editor's
+        then does not type into)."""
         found = self._shown.pop(item_id, None)
         if found is None:
             return None
@@ -184,10 +183,10 @@ class CompletionPipeline:
         prefix, suffix = req.split()
         done = prefix + text
         line = done[done.rfind("\n") + 1:]
-        if Situation.between(line, suffix[:200]).multiline:
-            return None  # a block opener: the editor's own request there offers the next lines
-        self.prefetches += 1
         indent = line[:len(line) - len(line.lstrip(" \t"))]
+        if Situation.between(line, suffix[:200]).multiline:
+            indent += _indent_unit(prefix, indent)  # a block opener: the body's first line
+        self.prefetches += 1
         nxt = _request_at(req, done + "\n" + indent, suffix)
         return asyncio.ensure_future(self.complete(nxt, after=self.cache.key(req.uri, done, suffix)))
 
@@ -239,8 +238,18 @@ class CompletionPipeline:
         if not cont.job.done() and shown.startswith(typed) and len(shown) > len(typed):
             self.joined += 1
             return shown[len(typed):]
-        await asyncio.wait({cont.job})  # nothing new yet: the block is the quickest answer
+        # Nothing new yet: its first line (a prefetch's time box is long spent, so the early
+        # answer comes with it), else the whole block, is the quickest answer.
+        first: set[asyncio.Future[Any]] = {cont.job, cont.early.future}
+        await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
+        shown = cont.early.text()
+        if not cont.job.done() and shown.startswith(typed) and len(shown) > len(typed):
+            self.joined += 1
+            return shown[len(typed):]
+        await asyncio.wait({cont.job})
         hit = self.cache.lookup(uri, prefix, suffix)
+        if hit is None and into is not None:  # a quick-window block is kept for typed-ahead
+            hit = _rest(cont.job, into)     # only: this request waited for it, so answer it
         if hit is not None:
             self.joined += 1
         return hit
@@ -376,6 +385,27 @@ class CompletionPipeline:
     def shutdown(self) -> None:
         if self._warm_timer is not None:
             self._warm_timer.cancel()
+
+
+def _indent_unit(prefix: str, indent: str) -> str:
+    """One indentation level as the file writes it (a tab, or the smallest step between nearby
+    lines), for the line after a block opener; 4 spaces when the file does not tell."""
+    if "\t" in indent:
+        return "\t"
+    widths = {len(ln) - len(ln.lstrip(" ")) for ln in
+              prefix[-defaults.INDENT_SAMPLE_CHARS:].split("\n")[1:] if ln.strip()}
+    steps = sorted(b - a for a, b in zip(sorted(widths), sorted(widths)[1:], strict=False))
+    return " " * (steps[0] if steps and steps[0] <= 8 else 4)
+
+
+def _rest(job: asyncio.Future[Suggestion | None], typed: str) -> str | None:
+    """What a finished block offers after `typed` (typed into it since it was asked for)."""
+    if job.cancelled() or job.exception() is not None:
+        return None
+    result = job.result()
+    if result is None or not result.text.startswith(typed) or len(result.text) <= len(typed):
+        return None
+    return result.text[len(typed):]
 
 
 def _model_label(model: str) -> str:
