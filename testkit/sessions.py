@@ -10,7 +10,9 @@ Used by tests/ (through conftest) and `benchmarks/loop_lag.py`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,23 @@ from lsp_server.driver.session import Driver, inline_capabilities
 PRESETS = ["visual-studio-code", "neovim"]
 
 Session = Driver  # what the tests call a running server and what it has told the client
+STREAM_POLL_S = 0.05  # checks for a command's streamed text: well under a token's time
+
+
+async def wait_streaming(s: Session, before: set[Any], answer: asyncio.Future[Any],
+                         timeout: float = 60.0) -> bool:
+    """Wait until a work-done progress begun after `before` (the tokens known then) reports text,
+    i.e. a command (explain, edit) is writing its answer, or `answer` arrives. True when it was
+    writing and not yet answered: the moment to cancel it."""
+    reports = s.client.progress_reports  # type: ignore[attr-defined]
+
+    def writing() -> bool:
+        return any(any(isinstance(r, types.WorkDoneProgressReport) and r.message for r in rs)
+                   for t, rs in reports.items() if t not in before)
+    deadline = time.monotonic() + timeout
+    while not (writing() or answer.done()) and time.monotonic() < deadline:
+        await asyncio.sleep(STREAM_POLL_S)
+    return writing() and not answer.done()
 
 
 def capabilities(preset: str, *, inline: bool = True) -> types.ClientCapabilities:

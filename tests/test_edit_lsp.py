@@ -11,6 +11,7 @@ import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
+from testkit.sessions import wait_streaming
 from tests.conftest import lsp_session
 
 pytestmark = pytest.mark.real_model
@@ -128,14 +129,7 @@ async def test_cancelled_edit_leaves_the_document_untouched(qwen_gguf: Path) -> 
                            "Add a detailed docstring with several examples, and a comment on "
                            "every line."]), msg_id="edit-1"))
 
-        def writing() -> bool:  # the model has written some of the edit
-            return any(any(isinstance(r, types.WorkDoneProgressReport) and r.message for r in rs)
-                       for t, rs in s.client.progress_reports.items() if t not in before)
-        for _ in range(600):
-            if writing() or answer.done():
-                break
-            await asyncio.sleep(0.1)
-        assert writing() and not answer.done(), "the edit was not being written"
+        assert await wait_streaming(s, before, answer), "the edit was not being written"
         s.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="edit-1"))
         with pytest.raises(JsonRpcException, match="cancel"):
             await asyncio.wait_for(answer, 10)

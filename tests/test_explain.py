@@ -11,6 +11,7 @@ from pygls.exceptions import JsonRpcException
 
 from lsp_server.context.blocks import enclosing_block, used_definitions
 from lsp_server.prompt.explain import ExplainRequest, base_prompt, chat_prompt, strip_turns
+from testkit.sessions import wait_streaming
 from tests.conftest import Session, lsp_session
 
 URI = "file:///tmp/starcoder-test/search.py"
@@ -172,14 +173,7 @@ async def test_explain_streams_progress_and_can_be_cancelled(tiny_starcoder: Pat
             types.ExecuteCommandParams(action.command.command, action.command.arguments),
             msg_id="explain-1"))
 
-        def streaming() -> bool:  # some of the explanation has been written
-            return any(any(isinstance(r, types.WorkDoneProgressReport) and r.message for r in rs)
-                       for t, rs in s.client.progress_reports.items() if t not in before)
-        for _ in range(300):
-            if streaming() or fut.done():
-                break
-            await asyncio.sleep(0.05)
-        assert streaming() and not fut.done(), "the explanation was not being written"
+        assert await wait_streaming(s, before, fut), "the explanation was not being written"
         s.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="explain-1"))
         with pytest.raises(JsonRpcException, match="cancel"):
             await asyncio.wait_for(fut, timeout=10)
