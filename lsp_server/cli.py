@@ -1,4 +1,5 @@
-"""Command line: `serve` (the language server), `complete`, `explain`, `demo` and `models`.
+"""Command line: `serve` (the language server), `complete`, `explain`, `demo`, `doctor` and
+`models`.
 
 Under `serve` on stdio nothing but LSP may reach stdout, so the real stdout is kept for the protocol
 and file descriptor 1 is pointed at stderr: a stray print (ours, a library's, or llama.cpp's C code)
@@ -69,15 +70,10 @@ _ARG_TYPES: dict[str, Callable[[str], Any]] = {"integer": int, "number": float}
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """The user's settings file, then CLI flags: the base the editor's settings override. Flags
     go through the same checks as editor settings (an invalid one is reported and ignored)."""
-    from lsp_server.settings import load_user_settings, merge
+    from lsp_server.settings import cli_overrides, load_user_settings, merge
 
     s, problems = load_user_settings(Settings())
-    flags: dict[str, Any] = {}
-    for f in SCHEMA:
-        value = getattr(args, f.name, None) if f.flag else None
-        if value is not None:
-            flags[f.key] = f.check.clamp(value) if f.meta.cli_clamp and value else value
-    s, flag_problems = merge(s, flags)
+    s, flag_problems = merge(s, cli_overrides(args))
     for problem in [*problems, *flag_problems]:
         log.warning("%s", problem)
     return s
@@ -237,6 +233,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from lsp_server.doctor import add_parser as add_doctor_parser
     from lsp_server.models.commands import add_models_parser
 
     parser = argparse.ArgumentParser(
@@ -279,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(demo)
     demo.set_defaults(func=lambda a: __import__("lsp_server.demo", fromlist=["run"]).run(a))
 
+    add_doctor_parser(sub, _model_args)
     add_models_parser(sub)
     return parser
 

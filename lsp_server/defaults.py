@@ -355,3 +355,27 @@ DRIVER_POLL_S = 0.5
 DRIVER_SHUTDOWN_TIMEOUT_S = 30.0
 # A window/showMessage trails the status notification that caused it by milliseconds.
 DRIVER_MESSAGE_TIMEOUT_S = 10.0
+
+# --- doctor (lsp_server.doctor: what this machine can do, measured) --------------------------------
+# The speed test: a prompt of this many tokens (llama-bench's pp is 512; half keeps the test near
+# 5 s on 2 cores with Qwen 0.5B), then greedy decoding of this many, each phase cut at its time
+# budget (after at least one chunk / token) so a large model on a slow machine still ends quickly.
+DOCTOR_PROMPT_TOKENS = 256
+DOCTOR_PROMPT_BUDGET_S = 2.5
+DOCTOR_DECODE_TOKENS = 64
+DOCTOR_DECODE_BUDGET_S = 2.0
+# The test's context: small, so loading it is quick (prompt speed falls as the context fills; the
+# figure is the best case).
+DOCTOR_CONTEXT_TOKENS = 1024
+# The latency estimate of a typing pause: the typed tokens plus the fresh head the suffix-keeping
+# edit re-evaluates (README "The suffix survives typing"), then one line of suggestion.
+DOCTOR_PAUSE_TYPED_TOKENS = 4
+DOCTOR_LINE_TOKENS = 12
+# A configured model whose estimated pause→suggestion latency exceeds this feels laggy: a warning
+# that names a faster model (Copilot-like tools answer in ~0.3-0.8 s).
+DOCTOR_SLOW_PAUSE_S = 1.5
+# Before the speed test, the CPU time other processes take is sampled for this long; when they
+# keep at least this many cores busy, the figures (and completions) are slower than the machine
+# can do, and llama.cpp's spinning threads suffer most: a warning suggests fewer threads.
+DOCTOR_BUSY_SAMPLE_S = 0.5
+DOCTOR_BUSY_CORES = 0.5

@@ -340,15 +340,34 @@ def user_settings_path() -> Path:
     return Path(platformdirs.user_config_dir(defaults.APP_NAME)) / "settings.toml"
 
 
-def load_user_settings(base: Settings) -> tuple[Settings, list[str]]:
-    """Apply the user's settings file (camelCase keys, optionally under [starcoder]) to `base`."""
+def read_user_settings() -> tuple[dict[str, Any], list[str]]:
+    """The user's settings file as a table (empty when absent), and why it could not be read."""
     path = user_settings_path()
     try:
         raw = tomllib.loads(read_bounded(path, defaults.MAX_CONFIG_FILE_BYTES,
                                          "settings file").decode("utf-8"))
     except FileNotFoundError:
-        return base, []
+        return {}, []
     except (OSError, FileRefused, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        return base, [f"{path}: {exc}; ignored"]
+        return {}, [f"{path}: {exc}; ignored"]
+    return raw, []
+
+
+def load_user_settings(base: Settings) -> tuple[Settings, list[str]]:
+    """Apply the user's settings file (camelCase keys, optionally under [starcoder]) to `base`."""
+    raw, problems = read_user_settings()
+    if problems:
+        return base, problems
     settings, problems = merge(base, raw)
-    return settings, [f"{path}: {p}" for p in problems]
+    return settings, [f"{user_settings_path()}: {p}" for p in problems]
+
+
+def cli_overrides(args: object) -> dict[str, Any]:
+    """The settings given as CLI flags (argparse's namespace), camelCase; flags that clamp are
+    moved into range here (the editor's values are refused instead)."""
+    flags: dict[str, Any] = {}
+    for f in SCHEMA:
+        value = getattr(args, f.name, None) if f.flag else None
+        if value is not None:
+            flags[f.key] = f.check.clamp(value) if f.meta.cli_clamp and value else value
+    return flags
