@@ -35,7 +35,7 @@ RELOADING = {"model", "modelsFile", "nGpuLayers", "threads", "contextTokens", "m
              "backend", "endpoint", "apiKeyEnv"}
 # CLI options of serve/complete/explain/demo that are not settings.
 NOT_SETTINGS = {"-h", "--help", "--log-file", "-v", "--verbose", "--json", "--stdio", "--tcp", "--ws",
-                "--socket", "--token-file", "--naive"}
+                "--socket", "--token-file", "--naive", "--no-speed"}
 PY_TYPES = {"integer": int, "number": float, "string": str, "boolean": bool, "array": tuple[str, ...]}
 
 
@@ -101,6 +101,14 @@ def test_the_extension_sends_exactly_the_schema_keys_in_order() -> None:
     assert re.findall(r"'(\w+)'", found.group(1)) == [f.key for f in SCHEMA]
 
 
+def test_the_extension_passes_exactly_the_schema_flags() -> None:
+    """`StarCoder: Run Doctor` passes the editor's settings as flags (FLAG_KEYS in settings.ts)."""
+    source = (EXTENSION / "src" / "settings.ts").read_text(encoding="utf-8")
+    found = re.search(r"export const FLAG_KEYS = \[(.*?)\] as const", source, re.DOTALL)
+    assert found, "FLAG_KEYS not found in vscode-extension/src/settings.ts"
+    assert re.findall(r"'(\w+)'", found.group(1)) == [f.key for f in SCHEMA if f.flag]
+
+
 def test_the_readme_table_is_the_schema() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
     start = readme.index("| setting | CLI | default | meaning |")
@@ -119,10 +127,10 @@ def test_the_extension_readme_lists_every_setting() -> None:
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
     action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return {name: action.choices[name] for name in ("serve", "complete", "explain", "demo")}
+    return {name: action.choices[name] for name in ("serve", "complete", "explain", "demo", "doctor")}
 
 
-@pytest.mark.parametrize("command", ["serve", "complete", "explain", "demo"])
+@pytest.mark.parametrize("command", ["serve", "complete", "explain", "demo", "doctor"])
 def test_cli_flags_are_the_schema_flags(command: str) -> None:
     options = {opt: a for a in _subparsers()[command]._actions for opt in a.option_strings}
     for f in SCHEMA:

@@ -29,9 +29,10 @@ import { EDIT_COMMAND, EDIT_SELECTION_COMMAND, EditFlow } from './editor/editSel
 import { isLanguageEnabled, withLanguage } from './languages';
 import { parseModelsTable, lastPercent, type ModelEntry } from './models';
 import { commandLine, resolveServerCommand, type Launcher, type Resolution } from './serverCommand';
-import { SECTION, toServerSettings, userScopedGetter, type ConfigGet, type PathContext, type ServerSettings } from './settings';
+import { SECTION, cliFlags, toServerSettings, userScopedGetter, type ConfigGet, type PathContext, type ServerSettings } from './settings';
 import { INITIAL, fixes, reduce, view, type StatusEvent, type StatusParams, type StatusState } from './status';
 import { StatsView } from './editor/stats';
+import { MIN_SERVER_VERSION, checkServerVersion } from './version';
 import { VirtualDocuments } from './editor/virtualDocs';
 
 /** Contract names (DESIGN.md). */
@@ -137,6 +138,7 @@ class Controller {
         return client && this.stats.show(client);
       }),
       vscode.commands.registerCommand('starcoder.showMenu', () => this.showMenu()),
+      vscode.commands.registerCommand('starcoder.doctor', () => this.runDoctor()),
       vscode.window.onDidChangeActiveTextEditor(() => this.render()),
       vscode.workspace.onDidChangeConfiguration((e) => this.onConfigurationChanged(e)),
       vscode.workspace.onDidGrantWorkspaceTrust(() => void this.restart()),
@@ -301,6 +303,7 @@ class Controller {
     });
     try {
       await client.start();
+      await this.checkVersion(client);
     } catch (err) {
       const message = `starcoder-lsp failed to start: ${errorText(err)}`;
       this.log.error(message);
@@ -310,6 +313,23 @@ class Controller {
         else if (pick === 'Choose Executable…') void this.chooseServer();
       });
     }
+  }
+
+  /** Refuse a server older than this extension needs (src/version.ts): stop it, say how to update. */
+  private async checkVersion(client: LanguageClient): Promise<void> {
+    const check = checkServerVersion(client.initializeResult?.serverInfo);
+    if (check.ok) {
+      const note = check.note ? ` (${check.note})` : '';
+      this.log.info(`server version ${check.version ?? 'unknown'}; this extension needs ${MIN_SERVER_VERSION} or newer${note}`);
+      return;
+    }
+    this.log.error(check.message);
+    this.dispatch({ type: 'outdated', message: check.message }); // sticky: a late status cannot hide it
+    await this.stopClient();
+    void vscode.window.showErrorMessage(`StarCoder: ${check.message}`, 'Choose Executable…', 'Show Log').then((pick) => {
+      if (pick === 'Show Log') this.log.show(true);
+      else if (pick === 'Choose Executable…') void this.chooseServer();
+    });
   }
 
   async stopClient(): Promise<void> {
@@ -407,6 +427,7 @@ class Controller {
       { label: '$(symbol-misc) Select model…', description: this.state.model || undefined, run: () => this.selectModel() },
       { label: '$(graph) Show stats', run: () => vscode.commands.executeCommand('starcoder.showStats') },
       { label: '$(output) Show log', run: () => this.log.show(true) },
+      { label: '$(pulse) Run doctor (check the install, measure speed)', run: () => this.runDoctor() },
       { label: '$(debug-restart) Restart server', run: () => this.restart() },
       { label: '$(settings-gear) Open settings', run: () => vscode.commands.executeCommand('workbench.action.openSettings', SECTION) },
     );
@@ -432,15 +453,42 @@ class Controller {
     });
   }
 
-  private async selectModel(): Promise<void> {
-    const launcher = this.launcher ?? (() => {
-      const r = this.resolve();
-      return r.ok ? r.launcher : undefined;
-    })();
-    if (!launcher) {
-      void this.offerServerFix('The starcoder-lsp server was not found, so its model list is not available.');
+  /** `starcoder-lsp doctor` with this editor's settings, its report shown as a document. */
+  private async runDoctor(): Promise<void> {
+    const launcher = this.launcherOr('The starcoder-lsp server was not found, so it cannot be checked.');
+    if (!launcher) return;
+    const { command, args } = commandLine(launcher, ['doctor'], cliFlags(this.serverSettings()));
+    this.log.info(`running ${command} ${args.join(' ')}`);
+    const { code, stdout, stderr } = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: 'StarCoder: checking the install and measuring speed (~10 s)…' },
+      () => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(command, args, { timeout: 180_000, maxBuffer: 4 << 20 }, (err, out, errText) => {
+          const status = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+          resolve({ code: status, stdout: String(out), stderr: String(errText) });
+        });
+      }),
+    );
+    if (!stdout.trim()) {
+      void vscode.window.showErrorMessage(`StarCoder: doctor failed (exit ${code}): ${stderr.trim().split('\n').pop() ?? ''}`);
       return;
     }
+    const note = 'Settings marked "CLI" are this editor\'s starcoder.* settings, passed as flags.\n\n';
+    const uri = this.explanations.add('StarCoder Doctor', note + stdout, '.txt');
+    await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri), { preview: true });
+    if (code === 2) void vscode.window.showWarningMessage('StarCoder: doctor found something to fix (see the report).');
+  }
+
+  /** The server's launcher (found anew when it is not running), or undefined after offering the fix. */
+  private launcherOr(whyNeeded: string): Launcher | undefined {
+    const r = this.launcher ? undefined : this.resolve();
+    const launcher = this.launcher ?? (r?.ok ? r.launcher : undefined);
+    if (!launcher) void this.offerServerFix(whyNeeded);
+    return launcher;
+  }
+
+  private async selectModel(): Promise<void> {
+    const launcher = this.launcherOr('The starcoder-lsp server was not found, so its model list is not available.');
+    if (!launcher) return;
     type Item = vscode.QuickPickItem & { entry?: ModelEntry; browse?: boolean };
     const qp = vscode.window.createQuickPick<Item>();
     qp.title = 'StarCoder: select model';

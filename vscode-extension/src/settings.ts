@@ -195,3 +195,17 @@ export function toServerSettings(get: ConfigGet, ctx: PathContext = {}): ServerS
 export function getterFor(values: Record<string, unknown>): ConfigGet {
   return (key) => values[key];
 }
+
+/** The settings `starcoder-lsp serve/doctor` also take as flags (the schema's `cli=True` fields). */
+export const FLAG_KEYS = ['model', 'modelsFile', 'nGpuLayers', 'threads', 'contextTokens', 'maxTokens', 'backend', 'endpoint', 'apiKeyEnv'] as const satisfies readonly ServerKey[];
+
+/** `--model X --threads 4 …` for the settings this editor sets (unset ones are left to the server). */
+export function cliFlags(settings: Partial<ServerSettings>): string[] {
+  const out: string[] = [];
+  for (const key of FLAG_KEYS) {
+    const value = settings[key];
+    if (value === null || value === undefined || value === '') continue;
+    out.push(`--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, String(value));
+  }
+  return out;
+}

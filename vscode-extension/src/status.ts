@@ -11,7 +11,7 @@ export type ServerState = (typeof SERVER_STATES)[number];
  * Server states plus the client-side ones (before the server can speak, or after it stopped), plus
  * `errors`: the server is `ready` but its last requests failed for an internal reason.
  */
-export type Phase = ServerState | 'starting' | 'stopped' | 'missing' | 'errors';
+export type Phase = ServerState | 'starting' | 'stopped' | 'missing' | 'outdated' | 'errors';
 
 /**
  * `starcoder/status` params. `errors` (requests that failed since that kind of request last worked)
@@ -46,6 +46,8 @@ export type StatusEvent =
   | { type: 'stopped'; message?: string }
   | { type: 'failed'; message: string }
   | { type: 'missing'; message: string }
+  /** The server answered, but is older than this extension needs (src/version.ts); it was stopped. */
+  | { type: 'outdated'; message: string }
   | { type: 'server'; params: StatusParams }
   | { type: 'progress'; kind: 'begin' | 'report' | 'end'; percentage?: number; message?: string }
   | { type: 'request'; delta: 1 | -1 };
@@ -69,8 +71,10 @@ export function reduce(s: StatusState, e: StatusEvent): StatusState {
       return { ...s, phase: 'error', message: e.message, inflight: 0, percent: undefined, progressMessage: undefined };
     case 'missing':
       return { ...s, phase: 'missing', message: e.message, inflight: 0, percent: undefined, progressMessage: undefined };
+    case 'outdated':
+      return { ...s, phase: 'outdated', message: e.message, inflight: 0, percent: undefined, progressMessage: undefined };
     case 'server': {
-      if (s.phase === 'stopped' || s.phase === 'missing') return s; // late message from a dead server
+      if (s.phase === 'stopped' || s.phase === 'missing' || s.phase === 'outdated') return s; // late message from a dead server
       const { state, model, message, errors, lastError } = e.params;
       const next: StatusState = {
         ...s,
@@ -171,6 +175,8 @@ export function view(s: StatusState, ctx: ViewContext = {}): StatusView {
       return { text: `$(debug-disconnect) ${LABEL}`, tooltip: `starcoder-lsp: stopped${detail}${click}`, background: 'warning' };
     case 'missing':
       return { text: `$(warning) ${LABEL}`, tooltip: `starcoder-lsp: server not found${detail}${click}`, background: 'warning' };
+    case 'outdated':
+      return { text: `$(error) ${LABEL} update`, tooltip: `starcoder-lsp: server too old${detail}${click}`, background: 'error' };
   }
 }
 
@@ -186,6 +192,7 @@ export function fixes(s: StatusState): Fix[] {
   if (effectivePhase(s) === 'errors') return [{ kind: 'show-log' }, { kind: 'restart' }];
   switch (s.phase) {
     case 'missing':
+    case 'outdated':
       return [{ kind: 'choose-server' }];
     case 'stopped':
       return [{ kind: 'restart' }, { kind: 'show-log' }];

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { EXTENSION_SETTING_KEYS, SERVER_SETTING_KEYS, USER_ONLY_KEYS, expandPath, getterFor, looksLikePath, toServerSettings, userScopedGetter, type Levels } from '../../src/settings';
+import { EXTENSION_SETTING_KEYS, FLAG_KEYS, SERVER_SETTING_KEYS, USER_ONLY_KEYS, cliFlags, expandPath, getterFor, looksLikePath, toServerSettings, userScopedGetter, type Levels } from '../../src/settings';
 
 const root = path.resolve(__dirname, '../../..');
 interface Prop { default?: unknown; scope?: string; description?: string; markdownDescription?: string; type?: unknown }
@@ -203,5 +203,18 @@ describe('userScopedGetter (what a workspace may choose)', () => {
     const get = levels({ contextTokens: { defaultValue: 8192, globalValue: 4096, workspaceValue: 2048 } });
     assert.equal(get('contextTokens'), 2048);
     assert.equal(get('unknown'), undefined);
+  });
+});
+
+describe('settings as CLI flags (starcoder-lsp doctor)', () => {
+  it('passes what the editor sets, in kebab case, and leaves the rest to the server', () => {
+    const settings = toServerSettings(getterFor({ model: 'starcoder2-3b', threads: 4, nGpuLayers: 0, enable: false }));
+    assert.deepEqual(cliFlags(settings), ['--model', 'starcoder2-3b', '--n-gpu-layers', '0', '--threads', '4']);
+    assert.deepEqual(cliFlags({ modelsFile: '/x/models.toml', apiKeyEnv: 'STARCODER_K' }), ['--models-file', '/x/models.toml', '--api-key-env', 'STARCODER_K']);
+    assert.deepEqual(cliFlags({}), []);
+  });
+
+  it('names only settings the server has', () => {
+    for (const key of FLAG_KEYS) assert.ok((SERVER_SETTING_KEYS as readonly string[]).includes(key), key);
   });
 });
