@@ -21,6 +21,7 @@ from typing import IO, Any, Union
 
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
+from pygls.protocol import LanguageServerProtocol
 
 from lsp_server import defaults
 from lsp_server.driver.editor import item_text
@@ -302,6 +303,20 @@ async def _drain(stream: asyncio.StreamReader, sink: IO[bytes] | None) -> None:
             sink.flush()
 
 
+class _ClientProtocol(LanguageServerProtocol):
+    """pygls' client protocol, quiet about the answer to a request the driver cancelled (a
+    superseded keystroke's): pygls sets the result on the cancelled future and prints the
+    InvalidStateError's traceback for each one."""
+
+    def _handle_response(self, msg_id: Any, result: Any | None = None,
+                         error: Any | None = None) -> None:
+        future = self._request_futures.get(msg_id)
+        if future is not None and future.cancelled():
+            del self._request_futures[msg_id]
+            return
+        super()._handle_response(msg_id, result, error)
+
+
 @contextlib.asynccontextmanager
 async def start_server(
     model: str | None = None,
@@ -317,7 +332,8 @@ async def start_server(
     """Start the server under a plain pygls client, initialise it like an editor with inline
     completion (`capabilities`: by default only that and document sync), and yield the driver
     (not yet waited for `ready`); shut it down on the way out."""
-    driver = await Driver.launch(LanguageClient("starcoder-lsp-driver", "0"), model=model,
+    driver = await Driver.launch(LanguageClient("starcoder-lsp-driver", "0",
+                                                protocol_cls=_ClientProtocol), model=model,
                                  args=args, env=env, log_path=log_path, on_status=on_status)
     try:
         await driver.initialize(types.InitializeParams(
