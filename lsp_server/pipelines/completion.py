@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from lsp_server import defaults
-from lsp_server.context.edits import EditedRange, excerpts
 from lsp_server.context.languages import comment, language_of
 from lsp_server.context.lines import DocumentLines
 from lsp_server.context.snippets import Snippet, SnippetSelector, SourceDoc
@@ -58,7 +57,6 @@ class CompletionRequest:
     path: str = ""  # as the model should see it (workspace-relative when possible)
     others: Sequence[SourceDoc] = ()  # other open / recently closed documents
     repo: str = defaults.DEFAULT_REPO_NAME
-    edits: Sequence[EditedRange] = ()  # where the user edited lately, newest last
 
     def split(self) -> tuple[str, str]:
         """The whole text before and after the cursor (keys for the suggestion cache)."""
@@ -83,8 +81,6 @@ class CompletionPipeline:
         self._engine: Engine | None = None  # the engine the caches below belong to
         self._line_tokens: LineTokenCache | None = None
         self._header_cache: tuple[object, Header[Any]] | None = None
-        # uri -> the lines its last full window showed (recent edits there are not repeated)
-        self._spans: OrderedDict[str, tuple[int, int]] = OrderedDict()
         self._warm_timer: asyncio.TimerHandle | None = None
         self._continuation: Continuation | None = None
         self._shown: OrderedDict[int, tuple[CompletionRequest, str]] = OrderedDict()
@@ -340,34 +336,14 @@ class CompletionPipeline:
         quick = total is not None
         total = total or engine.n_ctx - max_tokens - TEMPLATE_OVERHEAD_TOKENS
         snippets: list[Snippet] = []
-        edits: list[Snippet] = []
         if not quick:
             share = min(defaults.SNIPPET_MAX_TOKENS, int(total * defaults.SNIPPET_SHARE))
-            edit_share = min(defaults.RECENT_EDIT_TOKENS, share // 2)
-            snippets = self.snippets.select(req.uri, req.line, req.lines, req.others,
-                                            share - edit_share, count,
+            snippets = self.snippets.select(req.uri, req.line, req.lines, req.others, share, count,
                                             language_of(req.language, req.path))
-            edits = self._recent_edits(req, snippets, edit_share, count)
-        step = defaults.QUICK_WINDOW_LINE_STEP if quick else defaults.WINDOW_LINE_STEP
-        for _ in range(2):
-            context = [*snippets, *edits]
-            window, prompt = self._fit(engine, count, req, context, total, step, max_tokens)
-            if not quick:
-                self._remember_span(req.uri, window)
-            if not any(e.path == req.path and e.start_line < window.end_line
-                       and window.start_line < e.start_line + e.text.count("\n") for e in edits):
-                return window, prompt, context
-            # An edit of this file the window shows after all (a jump): not twice in the prompt.
-            edits = [e for e in edits if e.path != req.path]
-        return window, prompt, [*snippets, *edits]
-
-    def _fit(self, engine: Engine, count: LineTokenCache, req: CompletionRequest,
-             context: list[Snippet], total: int, step: int, max_tokens: int
-             ) -> tuple[Window, Prompt[Any]]:
-        """The window around the cursor in what `total` leaves after the context's header."""
-        header = self._header(engine, req, context)
+        header = self._header(engine, req, snippets)
         header_tokens = len(header.ids) + (count(header.text) if header.text else 0)
         budget = total - header_tokens
+        step = defaults.QUICK_WINDOW_LINE_STEP if quick else defaults.WINDOW_LINE_STEP
         for _ in range(3):
             window = build_window(req.lines, req.line, req.column, budget, count, line_step=step)
             prompt: Prompt[Any] = build_prompt(window.prefix, window.suffix, engine.fim,
@@ -375,29 +351,11 @@ class CompletionPipeline:
             over = engine.measure(prompt.ids) + TEMPLATE_OVERHEAD_TOKENS - total
             if over <= 0:
                 log.debug("budget %d: header %d tokens (%d snippets), window %d+%d, max_tokens %d",
-                          total, header_tokens, len(context), window.prefix_tokens,
+                          total, header_tokens, len(snippets), window.prefix_tokens,
                           window.suffix_tokens, max_tokens)
-                return window, prompt
+                return window, prompt, snippets
             budget -= over + 16  # per-line counts underestimated the joined text: shrink, retry
         raise ModelError("could not fit the prompt into the context window")
-
-    def _recent_edits(self, req: CompletionRequest, snippets: list[Snippet], budget: int,
-                      count: LineTokenCache) -> list[Snippet]:
-        """Excerpts of the newest edits; this file's only where its last window did not reach
-        (before any window, none: a file just opened has no edits worth its tokens)."""
-        span = self._spans.get(req.uri)
-
-        def in_window(start: int, end: int) -> bool:
-            return span is None or (start < span[1] and span[0] < end)
-
-        here = SourceDoc(req.uri, req.path, "", req.language)
-        return excerpts(req.edits, here, req.lines, in_window, req.others, budget, count, snippets)
-
-    def _remember_span(self, uri: str, window: Window) -> None:
-        self._spans.pop(uri, None)
-        self._spans[uri] = (window.start_line, window.end_line)
-        while len(self._spans) > defaults.RECENT_EDIT_WINDOWS:
-            self._spans.popitem(last=False)
 
     def _schedule_warm(self, engine: Engine, ids: list[Any] | None) -> None:
         if self._warm_timer is not None:
@@ -413,7 +371,6 @@ class CompletionPipeline:
 
         def start() -> None:
             self._warm_timer = None
-            log.debug("warming the full window (%d tokens) while the user is idle", len(ids))
             fut, _ = engine.submit(warm, lane="complete")
             fut.add_done_callback(_log_unexpected)
 
@@ -464,7 +421,7 @@ def _request_at(req: CompletionRequest, prefix: str, suffix: str) -> CompletionR
     if line >= len(lines):
         lines.append("")
     return CompletionRequest(lines, line, column, req.uri, req.language, req.path, req.others,
-                             req.repo, req.edits)
+                             req.repo)
 
 
 def _situation(req: CompletionRequest, window: Window) -> Situation:
