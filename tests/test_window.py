@@ -39,7 +39,9 @@ def test_unused_prefix_budget_flows_to_suffix() -> None:
     lines = lines_of(2000)
     w = build_window(lines, 2, 0, 1000, count)
     assert not w.prefix_cut
-    assert w.suffix_tokens > 900
+    # All but at most one grid step of lines (the price of stable edges) goes to the suffix.
+    assert w.prefix_tokens + w.suffix_tokens > 1000 - defaults.WINDOW_LINE_STEP * count(lines[0])
+    assert w.suffix_tokens > int(1000 * (1 - defaults.PREFIX_SHARE))
 
 
 def test_unused_suffix_budget_flows_to_prefix() -> None:
@@ -62,6 +64,20 @@ def test_start_line_stays_put_while_typing() -> None:
         starts.add(w.start_line)
         assert w.start_line % defaults.WINDOW_LINE_STEP == 0
     assert len(starts) <= 2  # at most one grid step over 50 characters
+
+
+def test_suffix_end_stays_put_after_enter() -> None:
+    """Enter at the cursor inserts a line above the suffix's end: the suffix keeps its last line
+    (its cached tokens stay the prompt's tail), at every cursor line, both grids."""
+    lines = lines_of(3000)
+    for step in (defaults.WINDOW_LINE_STEP, defaults.QUICK_WINDOW_LINE_STEP):
+        for line in range(1400, 1440):
+            before = build_window(lines, line, 20, 1000, count, line_step=step)
+            entered = [*lines[:line], lines[line], "    \n", *lines[line + 1:]]
+            after = build_window(entered, line + 1, 4, 1000, count, line_step=step)
+            assert before.suffix_cut and after.suffix_cut
+            assert after.suffix.endswith(before.suffix.rsplit("\n", 2)[-2] + "\n"), (step, line)
+            assert after.end_line == before.end_line + 1, (step, line)
 
 
 def test_enormous_single_line_is_cut_safely() -> None:

@@ -136,7 +136,10 @@ def _suffix(
         end += 1
     cut = end < len(lines)
     if cut:
-        snapped = (end // step) * step
+        # Snap back to a grid counted from the document's end: a line inserted at the cursor
+        # (Enter) then keeps the suffix's last line, so its cached tokens are still the prompt's
+        # tail (a grid counted from the top would move every kept token by a line).
+        snapped = len(lines) - -(-(len(lines) - end) // step) * step
         if snapped > line + 1:  # too close to the cursor to snap: keep the exact edge
             used -= sum(count(lines[i]) for i in range(snapped, end))
             end = snapped

@@ -87,6 +87,7 @@ class CompletionPipeline:
         self._next_id = 0
         self.usage = Usage()
         self.prefetches = 0
+        self._prefetched: StateKey | None = None  # the accepted state last prefetched after
         self.early_answers = 0  # answered with the lines so far, the block going on
         self.joined = 0  # requests answered by a block still going on
 
@@ -127,6 +128,8 @@ class CompletionPipeline:
         if cached is not None:
             return Suggestion(cached, cached, None, 0, None, [], None, from_cache=True)
         del prefix, suffix  # not held while waiting: many requests may wait at once
+        if after is None:
+            self._prefetched = None  # this job supersedes a prefetch: it may be needed again
         fut, cancel = engine.submit(
             self.job(engine, req, None if self.naive or whole else early), lane="complete")
         job = asyncio.wrap_future(fut)
@@ -162,33 +165,60 @@ class CompletionPipeline:
         self._shown[self._next_id] = (req, text)
         while len(self._shown) > defaults.SHOWN_SUGGESTIONS:
             self._shown.popitem(last=False)
+        # Prefetch now: the user reads the suggestion while the next line is made. Never in the
+        # way of a block still going on: after it, if it ended with the line shown.
+        cont = self._continuation
+        if cont is None or cont.job.done():
+            self._prefetch(req, text)
+        elif cont.before is None:
+            asked = self.requests
+
+            def after_block(job: asyncio.Future[Suggestion | None]) -> None:
+                if (self.requests == asked and not job.cancelled() and job.exception() is None
+                        and (result := job.result()) is not None and result.text == text):
+                    self._prefetch(req, text)  # nothing asked since: the line is still shown
+
+            cont.job.add_done_callback(after_block)
         return self._next_id
 
     def accepted(self, item_id: int) -> asyncio.Task[Suggestion | None] | None:
-        """The editor accepted suggestion `item_id`: counted, and, when it completed a line,
-        the suggestion for the line after it prefetched (llama.vim's speculative FIM), so that
-        Enter finds it ready. The prefetch is where Enter puts the cursor: a new line with the
-        accepted line's indentation (one level more after a block opener), as editors
-        auto-indent (at column 0 the model may choose another indentation, which the editor's
-        then does not type into)."""
+        """The editor accepted suggestion `item_id`: counted, and the line after it prefetched
+        unless that already began when it was shown."""
         found = self._shown.pop(item_id, None)
         if found is None:
             return None
         req, text = found
         self.usage.accepted_whole(req.uri, text)
-        if self.naive:
-            return None
-        if text.endswith("\n"):
+        return self._prefetch(req, text)
+
+    def _prefetch(self, req: CompletionRequest, text: str) -> asyncio.Task[Suggestion | None] | None:
+        """When `text` completes the line at `req`, the suggestion for the line after it
+        (llama.vim's speculative FIM), so that Enter after accepting finds it ready. Started when
+        a suggestion is shown, so the user's reading time pays for it; a keystroke that needs the
+        model cancels it (latest wins). The prefetch is where Enter puts the cursor: a new line
+        with the accepted line's indentation (one level more after a block opener), as editors
+        auto-indent (at column 0 the model may choose another indentation, which the editor's
+        then does not type into). None when there is nothing to prefetch or it is under way."""
+        if self.naive or text.endswith("\n"):
             return None  # a block ending in a line break: the user is on the next line already
         prefix, suffix = req.split()
+        if suffix[:1] not in ("", "\n", "\r"):
+            return None  # text right of the cursor: not the end of a line
         done = prefix + text
+        after = self.cache.key(req.uri, done, suffix)
+        if after == self._prefetched:
+            return None  # prefetched when shown (now accepted), or shown again as typed into
+        self._prefetched = after
         line = done[done.rfind("\n") + 1:]
         indent = line[:len(line) - len(line.lstrip(" \t"))]
         if Situation.between(line, suffix[:200]).multiline:
             indent += _indent_unit(prefix, indent)  # a block opener: the body's first line
+        nxt = done + "\n" + indent
         self.prefetches += 1
-        nxt = _request_at(req, done + "\n" + indent, suffix)
-        return asyncio.ensure_future(self.complete(nxt, after=self.cache.key(req.uri, done, suffix)))
+        log.debug("prefetching the line after %r", text[-40:])
+        task = asyncio.ensure_future(self.complete(_request_at(req, nxt, suffix), after=after))
+        task.add_done_callback(_log_prefetch_failure)
+        return task
 
     def _landed(self, engine: Engine, state: tuple[str, int, int, int],
                 job: asyncio.Future[Suggestion | None]) -> Suggestion | None:
@@ -414,12 +444,11 @@ def _model_label(model: str) -> str:
 
 
 def _request_at(req: CompletionRequest, prefix: str, suffix: str) -> CompletionRequest:
-    """`req` for the document `prefix + suffix` with the cursor between them."""
-    lines = (prefix + suffix).splitlines(keepends=True) or [""]
+    """`req` for the document `prefix + suffix` with the cursor between them, its lines as the
+    editor numbers them (as every request's: the windows' grids count from the document's end)."""
+    lines = DocumentLines(prefix + suffix, editor=True)
     line = prefix.count("\n")
     column = len(prefix) - (prefix.rfind("\n") + 1)
-    if line >= len(lines):
-        lines.append("")
     return CompletionRequest(lines, line, column, req.uri, req.language, req.path, req.others,
                              req.repo)
 
@@ -445,3 +474,9 @@ def _log_unexpected(fut: Any) -> None:
     exc = fut.exception() if not fut.cancelled() else None
     if exc is not None and not isinstance(exc, Cancelled):
         log.error("background job failed", exc_info=exc)
+
+
+def _log_prefetch_failure(task: asyncio.Task[Any]) -> None:
+    exc = None if task.cancelled() else task.exception()
+    if exc is not None:
+        log.error("prefetching the line after a shown suggestion failed", exc_info=exc)

@@ -93,15 +93,7 @@ def accepted_command(ls: StarcoderServer, *args: Any) -> None:
     """[id]: the user accepted the inline item `id` (counted; the next line is prefetched)."""
     if len(args) != 1 or not isinstance(args[0], int) or isinstance(args[0], bool):
         raise JsonRpcInvalidParams(f"{ACCEPTED_COMMAND}: expected [id] of a shown suggestion")
-    task = ls.assistant.completion.accepted(args[0])
-    if task is not None:
-        task.add_done_callback(_log_failure)
-
-
-def _log_failure(task: asyncio.Task[Any]) -> None:
-    exc = None if task.cancelled() else task.exception()
-    if exc is not None:
-        log.error("prefetching the line after an accepted suggestion failed", exc_info=exc)
+    ls.assistant.completion.accepted(args[0])
 
 
 def did_open(ls: StarcoderServer, params: types.DidOpenTextDocumentParams) -> None:
