@@ -281,9 +281,10 @@ class StatusItem:
 
     @staticmethod
     def parse(label: str) -> StatusItem:
-        # aria-label: "<codicon>  StarCoder, <tooltip>" (VS Code reads "$(sparkle)" as "sparkle").
+        # aria-label: "<codicon>  StarCoder[ <word>], <tooltip>" (VS Code reads "$(sparkle)" as
+        # "sparkle"; the word is e.g. "42%", "update", "install").
         icon, _, rest = label.partition(" ")
-        _, _, tooltip = rest.partition("StarCoder, ")
+        _, _, tooltip = rest.partition(", ")
         return StatusItem(icon, tooltip)
 
 

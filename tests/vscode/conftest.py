@@ -97,8 +97,11 @@ def vscode(qwen_gguf: Path, tmp_path_factory: pytest.TempPathFactory,
 
 
 @pytest.fixture(autouse=True)
-def _screenshot_on_failure(vscode: Workbench, request: pytest.FixtureRequest) -> Iterator[None]:
+def _screenshot_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A screenshot of the window a failed test drove (whichever VS Code session it used)."""
     yield
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
-        vscode.shot(f"FAILED-{request.node.name}")
+        for value in getattr(request.node, "funcargs", {}).values():
+            if isinstance(value, Workbench):
+                value.shot(f"FAILED-{request.node.name}")

@@ -26,10 +26,12 @@ import {
   type WorkDoneProgressReport,
 } from 'vscode-languageclient/node';
 import { EDIT_COMMAND, EDIT_SELECTION_COMMAND, EditFlow } from './editor/editSelection';
+import { ServerInstaller } from './editor/install';
+import { COMPILE_NOTE, modelToPull, type Installed } from './install';
 import { isLanguageEnabled, withLanguage } from './languages';
 import { parseModelsTable, lastPercent, type ModelEntry } from './models';
 import { commandLine, resolveServerCommand, type Launcher, type Resolution } from './serverCommand';
-import { SECTION, cliFlags, toServerSettings, userScopedGetter, type ConfigGet, type PathContext, type ServerSettings } from './settings';
+import { SECTION, cliFlags, looksLikePath, toServerSettings, userScopedGetter, type ConfigGet, type PathContext, type ServerSettings } from './settings';
 import { INITIAL, fixes, reduce, view, type StatusEvent, type StatusParams, type StatusState } from './status';
 import { StatsView } from './editor/stats';
 import { MIN_SERVER_VERSION, checkServerVersion } from './version';
@@ -105,6 +107,7 @@ class Controller {
   private readonly explanations = new VirtualDocuments('starcoder-explanation');
   private readonly stats: StatsView;
   private readonly edits: EditFlow;
+  private readonly installer: ServerInstaller;
   private starting: Promise<void> | undefined;
 
   constructor(private readonly context: vscode.ExtensionContext) {
@@ -114,6 +117,7 @@ class Controller {
     this.item.command = 'starcoder.showMenu';
     this.edits = new EditFlow(context.globalState, this.log);
     this.stats = new StatsView(this.explanations, this.log, () => this.render());
+    this.installer = new ServerInstaller(context.globalStorageUri.fsPath, this.log);
   }
 
   async activate(): Promise<void> {
@@ -139,6 +143,8 @@ class Controller {
       }),
       vscode.commands.registerCommand('starcoder.showMenu', () => this.showMenu()),
       vscode.commands.registerCommand('starcoder.doctor', () => this.runDoctor()),
+      vscode.commands.registerCommand('starcoder.installServer', () => this.installServer('install')),
+      vscode.commands.registerCommand('starcoder.reinstallServer', () => this.installServer('reinstall')),
       vscode.window.onDidChangeActiveTextEditor(() => this.render()),
       vscode.workspace.onDidChangeConfiguration((e) => this.onConfigurationChanged(e)),
       vscode.workspace.onDidGrantWorkspaceTrust(() => void this.restart()),
@@ -181,6 +187,7 @@ class Controller {
       platform: process.platform,
       trusted: vscode.workspace.isTrusted,
       home: os.homedir(),
+      managedServer: this.installer.executable(),
       isExecutable,
     });
   }
@@ -275,7 +282,7 @@ class Controller {
       this.launcher = undefined;
       this.log.warn(`${resolution.message} Tried: ${resolution.tried.join(', ')}`);
       this.dispatch({ type: 'missing', message: resolution.message });
-      void this.offerServerFix(resolution.message);
+      if (!this.installer.installing) void this.offerServerFix(resolution.message, resolution.reason);
       return;
     }
     this.launcher = resolution.launcher;
@@ -326,8 +333,9 @@ class Controller {
     this.log.error(check.message);
     this.dispatch({ type: 'outdated', message: check.message }); // sticky: a late status cannot hide it
     await this.stopClient();
-    void vscode.window.showErrorMessage(`StarCoder: ${check.message}`, 'Choose Executable…', 'Show Log').then((pick) => {
-      if (pick === 'Show Log') this.log.show(true);
+    void vscode.window.showErrorMessage(`StarCoder: ${check.message}`, 'Update Server', 'Choose Executable…', 'Show Log').then((pick) => {
+      if (pick === 'Update Server') void this.installServer('update');
+      else if (pick === 'Show Log') this.log.show(true);
       else if (pick === 'Choose Executable…') void this.chooseServer();
     });
   }
@@ -360,7 +368,18 @@ class Controller {
   }
 
   // --- fix-its ----------------------------------------------------------------------------------
-  private async offerServerFix(message: string): Promise<void> {
+  private async offerServerFix(message: string, reason: 'not-found' | 'bad-setting' = 'not-found'): Promise<void> {
+    if (reason === 'not-found') {
+      const install = 'Install the Server';
+      const pick = await vscode.window.showWarningMessage(
+        'StarCoder needs its language server, starcoder-lsp, and none was found. Install it into a private environment ' +
+        `in VS Code's storage? The first install is mostly ${COMPILE_NOTE}.`,
+        install, 'Choose Executable…', 'Setup Guide');
+      if (pick === install) await this.installServer('install');
+      else if (pick === 'Choose Executable…') await this.chooseServer();
+      else if (pick === 'Setup Guide') await this.openReadme();
+      return;
+    }
     const pick = await vscode.window.showErrorMessage(`StarCoder: ${message}`, 'Choose Executable…', 'Open Settings', 'Setup Guide');
     if (pick === 'Choose Executable…') await this.chooseServer();
     else if (pick === 'Open Settings') await vscode.commands.executeCommand('workbench.action.openSettings', `${SECTION}.server`);
@@ -410,6 +429,9 @@ class Controller {
     const items: Item[] = [];
     for (const fix of fixes(this.state)) {
       if (fix.kind === 'pull-model') items.push({ label: `$(cloud-download) Download model ${fix.model}`, run: () => this.pullThenUse(fix.model) });
+      if (fix.kind === 'install-server') {
+        items.push({ label: fix.update ? '$(cloud-download) Update the server (install a current one)' : '$(cloud-download) Install the server', run: () => this.installServer(fix.update ? 'update' : 'install') });
+      }
       if (fix.kind === 'choose-server') {
         items.push({ label: '$(file-binary) Choose the starcoder-lsp executable…', run: () => this.chooseServer() });
         items.push({ label: '$(book) Setup guide', run: () => this.openReadme() });
@@ -429,6 +451,7 @@ class Controller {
       { label: '$(output) Show log', run: () => this.log.show(true) },
       { label: '$(pulse) Run doctor (check the install, measure speed)', run: () => this.runDoctor() },
       { label: '$(debug-restart) Restart server', run: () => this.restart() },
+      { label: '$(package) Reinstall server', description: this.installer.installed()?.version, run: () => this.installServer('reinstall') },
       { label: '$(settings-gear) Open settings', run: () => vscode.commands.executeCommand('workbench.action.openSettings', SECTION) },
     );
     const pick = await vscode.window.showQuickPick(items, { title: 'StarCoder', placeHolder: view(this.state).tooltip.split('\n')[0] });
@@ -482,7 +505,7 @@ class Controller {
   private launcherOr(whyNeeded: string): Launcher | undefined {
     const r = this.launcher ? undefined : this.resolve();
     const launcher = this.launcher ?? (r?.ok ? r.launcher : undefined);
-    if (!launcher) void this.offerServerFix(whyNeeded);
+    if (!launcher) void this.offerServerFix(whyNeeded, r && !r.ok ? r.reason : 'not-found');
     return launcher;
   }
 
@@ -552,10 +575,18 @@ class Controller {
   private async pullThenUse(model: string): Promise<void> {
     const launcher = this.launcher;
     if (!launcher) return;
+    if (!(await this.pullModel(launcher, model))) return;
+    const current = this.serverSettings().model;
+    if (current === model) await this.restart(); // same setting: make the server load it now
+    else await this.setModel(model);
+  }
+
+  /** `models pull NAME` with a cancellable progress notification; true when the model is there. */
+  private pullModel(launcher: Launcher, model: string, size?: string): Thenable<boolean> {
     const { command, args } = commandLine(launcher, ['models', 'pull', model]);
     this.log.info(`running ${command} ${args.join(' ')}`);
-    const ok = await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: `StarCoder: downloading ${model}`, cancellable: true },
+    return vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `StarCoder: downloading ${model}${size ? ` (${size}, once)` : ''}`, cancellable: true },
       (progress, token) => new Promise<boolean>((resolve) => {
         const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
         let last = 0;
@@ -583,11 +614,81 @@ class Controller {
         });
       }),
     );
-    if (!ok) return;
-    const current = this.serverSettings().model;
-    if (current === model) await this.restart(); // same setting: make the server load it now
-    else await this.setModel(model);
   }
+
+  // --- installing the server --------------------------------------------------------------------
+  /**
+   * Install starcoder-lsp into the extension's own venv (src/editor/install.ts), pull the model
+   * when it is not on disk, then start it. What is installed comes from the user's own
+   * `starcoder.server.installFrom` only; nothing runs without this command being chosen.
+   */
+  private async installServer(why: 'install' | 'reinstall' | 'update'): Promise<void> {
+    if (this.installer.installing) {
+      void vscode.window.showInformationMessage('StarCoder: the server is being installed already (see the notification).');
+      return;
+    }
+    const found = this.resolve();
+    if (why === 'install' && found.ok && found.launcher.source !== 'managed') {
+      const pick = await vscode.window.showInformationMessage(
+        `StarCoder already uses ${found.launcher.command} (found via ${found.launcher.source}). Install the extension's own server anyway?`,
+        'Install', 'Cancel');
+      if (pick !== 'Install') return;
+    }
+    const running = this.client?.state === State.Running;
+    const before = this.state;
+    const installed = await this.installer.install({
+      installFrom: this.userScoped()('server.installFrom'),
+      verb: why === 'install' ? 'installing' : why === 'update' ? 'updating' : 'reinstalling',
+      onStep: running ? undefined : (message) => this.dispatch({ type: 'installing', message }),
+    });
+    if (!installed) {
+      if (!running) {
+        this.state = before;
+        this.render();
+      }
+      return;
+    }
+    await this.afterInstall(installed);
+  }
+
+  private async afterInstall(installed: Installed): Promise<void> {
+    const exe = this.installer.executable();
+    if (!exe) return;
+    const launcher: Launcher = { command: exe, prefixArgs: [], source: 'managed' };
+    await this.ensureModel(launcher);
+    // A server.path that pointed at an older install of ours follows it to the new venv.
+    const c = this.config();
+    const configured = c.inspect<string>('server.path')?.globalValue;
+    if (configured && configured.startsWith(this.installer.dir) && configured !== exe) {
+      await c.update('server.path', exe, vscode.ConfigurationTarget.Global); // restarts the server
+    }
+    const found = this.resolve();
+    if (found.ok && found.launcher.command !== exe) {
+      const use = 'Use the Installed Server';
+      void vscode.window.showWarningMessage(
+        `StarCoder: starcoder-lsp ${installed.version} is installed, but ${found.launcher.command} (found via ${found.launcher.source}) comes first.`,
+        use).then(async (pick) => {
+        if (pick === use) await c.update('server.path', exe, vscode.ConfigurationTarget.Global);
+      });
+    }
+    await this.restart();
+    this.installer.removeOldVenvs();
+    vscode.window.setStatusBarMessage(`StarCoder: starcoder-lsp ${installed.version} installed`, 5000);
+  }
+
+  /** Pull the configured (or default) catalogue model if it is not on disk (src/install.ts modelToPull). */
+  private async ensureModel(launcher: Launcher): Promise<void> {
+    const model = this.serverSettings().model;
+    if (model && looksLikePath(model)) return;
+    try {
+      const entry = modelToPull(model, await this.listModels(launcher));
+      if (entry) await this.pullModel(launcher, entry.name, entry.size);
+      else this.log.info(`after the install: model ${model ?? '(default)'} needs no download`);
+    } catch (err) {
+      this.log.warn(`after the install, the model catalogue could not be read: ${errorText(err)}`);
+    }
+  }
+
 
   private async explainSelection(): Promise<void> {
     const editor = vscode.window.activeTextEditor;

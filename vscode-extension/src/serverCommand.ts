@@ -5,7 +5,8 @@
  *   1. `starcoder.server.path`        — an explicit `starcoder-lsp` executable;
  *   2. `starcoder.server.pythonPath`  — an interpreter that has the package: `python -m lsp_server`;
  *   3. a virtual environment in a workspace folder (`.venv/`, `venv/`; trusted workspaces only);
- *   4. `starcoder-lsp` on PATH, then `~/.local/bin` (pipx / `pip install --user`).
+ *   4. the server the extension installed itself ("StarCoder: Install Server", src/install.ts);
+ *   5. `starcoder-lsp` on PATH, then `~/.local/bin` (pipx / `pip install --user`).
  * An explicit setting that does not point at a program is an error, never silently skipped.
  */
 
@@ -15,7 +16,7 @@ export const EXECUTABLE = 'starcoder-lsp';
 export const PYTHON_MODULE = 'lsp_server';
 const VENV_DIRS = ['.venv', 'venv'];
 
-export type LauncherSource = 'setting' | 'python' | 'workspace-venv' | 'path';
+export type LauncherSource = 'setting' | 'python' | 'workspace-venv' | 'managed' | 'path';
 
 /** A way to run the CLI: `command ...prefixArgs <subcommand...>`. */
 export interface Launcher {
@@ -34,6 +35,8 @@ export interface ResolveInput {
   /** Workspace trust: an untrusted folder's venv is never executed. */
   trusted: boolean;
   home?: string;
+  /** The `starcoder-lsp` of the extension's own venv, when it installed one (src/install.ts). */
+  managedServer?: string;
   /** True when `file` exists and is an executable regular file. */
   isExecutable: (file: string) => boolean;
 }
@@ -127,6 +130,12 @@ export function resolveServerCommand(input: ResolveInput): Resolution {
       }
     }
   }
+  if (input.managedServer) {
+    tried.push(input.managedServer);
+    if (input.isExecutable(input.managedServer)) {
+      return { ok: true, launcher: { command: input.managedServer, prefixArgs: [], source: 'managed' } };
+    }
+  }
   tried.push(`${EXECUTABLE} on PATH`);
   const onPath = whichOnPath(EXECUTABLE, input);
   if (onPath) return { ok: true, launcher: { command: onPath, prefixArgs: [], source: 'path' } };
@@ -147,7 +156,7 @@ export function resolveServerCommand(input: ResolveInput): Resolution {
     message:
       `The ${EXECUTABLE} language server was not found` +
       (input.trusted ? '' : ' (workspace virtual environments are ignored in an untrusted workspace)') +
-      '. Install it (see the extension README) or set starcoder.server.path.',
+      '. Install it ("StarCoder: Install Server" sets it up in a private environment) or set starcoder.server.path.',
   };
 }
 

@@ -11,7 +11,7 @@ export type ServerState = (typeof SERVER_STATES)[number];
  * Server states plus the client-side ones (before the server can speak, or after it stopped), plus
  * `errors`: the server is `ready` but its last requests failed for an internal reason.
  */
-export type Phase = ServerState | 'starting' | 'stopped' | 'missing' | 'outdated' | 'errors';
+export type Phase = ServerState | 'starting' | 'stopped' | 'missing' | 'outdated' | 'installing' | 'errors';
 
 /**
  * `starcoder/status` params. `errors` (requests that failed since that kind of request last worked)
@@ -48,6 +48,8 @@ export type StatusEvent =
   | { type: 'missing'; message: string }
   /** The server answered, but is older than this extension needs (src/version.ts); it was stopped. */
   | { type: 'outdated'; message: string }
+  /** The extension is installing the server into its own venv (src/editor/install.ts); `message` is the step. */
+  | { type: 'installing'; message: string }
   | { type: 'server'; params: StatusParams }
   | { type: 'progress'; kind: 'begin' | 'report' | 'end'; percentage?: number; message?: string }
   | { type: 'request'; delta: 1 | -1 };
@@ -73,8 +75,10 @@ export function reduce(s: StatusState, e: StatusEvent): StatusState {
       return { ...s, phase: 'missing', message: e.message, inflight: 0, percent: undefined, progressMessage: undefined };
     case 'outdated':
       return { ...s, phase: 'outdated', message: e.message, inflight: 0, percent: undefined, progressMessage: undefined };
+    case 'installing':
+      return { ...s, phase: 'installing', message: e.message, inflight: 0, percent: undefined, progressMessage: undefined };
     case 'server': {
-      if (s.phase === 'stopped' || s.phase === 'missing' || s.phase === 'outdated') return s; // late message from a dead server
+      if (s.phase === 'stopped' || s.phase === 'missing' || s.phase === 'outdated' || s.phase === 'installing') return s; // late message from a dead server
       const { state, model, message, errors, lastError } = e.params;
       const next: StatusState = {
         ...s,
@@ -175,6 +179,8 @@ export function view(s: StatusState, ctx: ViewContext = {}): StatusView {
       return { text: `$(debug-disconnect) ${LABEL}`, tooltip: `starcoder-lsp: stopped${detail}${click}`, background: 'warning' };
     case 'missing':
       return { text: `$(warning) ${LABEL}`, tooltip: `starcoder-lsp: server not found${detail}${click}`, background: 'warning' };
+    case 'installing':
+      return { text: `$(loading~spin) ${LABEL} install`, tooltip: `starcoder-lsp: installing the server${detail}${click}` };
     case 'outdated':
       return { text: `$(error) ${LABEL} update`, tooltip: `starcoder-lsp: server too old${detail}${click}`, background: 'error' };
   }
@@ -184,6 +190,8 @@ export function view(s: StatusState, ctx: ViewContext = {}): StatusView {
 export type Fix =
   | { kind: 'pull-model'; model: string }
   | { kind: 'choose-server' }
+  /** Install the server into the extension's own venv ("update" when the one found is too old). */
+  | { kind: 'install-server'; update: boolean }
   | { kind: 'select-model' }
   | { kind: 'show-log' }
   | { kind: 'restart' };
@@ -192,8 +200,9 @@ export function fixes(s: StatusState): Fix[] {
   if (effectivePhase(s) === 'errors') return [{ kind: 'show-log' }, { kind: 'restart' }];
   switch (s.phase) {
     case 'missing':
+      return [{ kind: 'install-server', update: false }, { kind: 'choose-server' }];
     case 'outdated':
-      return [{ kind: 'choose-server' }];
+      return [{ kind: 'install-server', update: true }, { kind: 'choose-server' }];
     case 'stopped':
       return [{ kind: 'restart' }, { kind: 'show-log' }];
     case 'error': {

@@ -47,7 +47,7 @@ export function compareVersions(a: string, b: string): number {
 }
 
 /** What to run to get a newer server. */
-export const UPDATE_HINT = 'Update it (`pip install -U starcoder-lsp`, or `git pull && make install` in a checkout), then run "StarCoder: Restart Server".';
+export const UPDATE_HINT = 'Update it: "Update Server" installs a current one into the extension\'s own environment and restarts; or run `pip install -U starcoder-lsp` (`git pull && make install` in a checkout), then "StarCoder: Restart Server".';
 
 /**
  * Whether the server that answered `initialize` is new enough. A server that reports no version

@@ -43,7 +43,7 @@ describe('package.json settings', () => {
   });
 
   it('makes where code and keys go, catalogue files and programs machine-scoped (workspace values ignored)', () => {
-    for (const key of ['endpoint', 'apiKeyEnv', 'backend', 'modelsFile', 'server.path', 'server.pythonPath', 'server.args']) {
+    for (const key of ['endpoint', 'apiKeyEnv', 'backend', 'modelsFile', 'server.path', 'server.pythonPath', 'server.args', 'server.installFrom']) {
       assert.equal(props[`starcoder.${key}`].scope, 'machine', key);
       assert.ok(USER_ONLY_KEYS.includes(key), key);
     }
@@ -171,6 +171,8 @@ describe('userScopedGetter (what a workspace may choose)', () => {
       modelsFile: { defaultValue: '', workspaceValue: '/dev/zero' },
       'server.path': { defaultValue: '', workspaceValue: './evil.sh' },
       'server.args': { defaultValue: [], workspaceValue: ['--endpoint', 'http://evil'] },
+      // A cloned repository must not choose what "Install Server" installs.
+      'server.installFrom': { defaultValue: '', globalValue: '/home/ada/dist/starcoder_lsp-0.1.0-py3-none-any.whl', workspaceValue: './evil.whl', workspaceFolderValue: 'evil-package' },
     });
     assert.equal(get('endpoint'), 'https://gpu.team');
     assert.equal(get('apiKeyEnv'), '');
@@ -178,6 +180,7 @@ describe('userScopedGetter (what a workspace may choose)', () => {
     assert.equal(get('modelsFile'), '');
     assert.equal(get('server.path'), '');
     assert.deepEqual(get('server.args'), []);
+    assert.equal(get('server.installFrom'), '/home/ada/dist/starcoder_lsp-0.1.0-py3-none-any.whl');
     const s = toServerSettings(get);
     assert.equal(s.endpoint, 'https://gpu.team');
     assert.equal(s.apiKeyEnv, null);

@@ -108,7 +108,7 @@ describe('status state machine', () => {
   it('reports a missing server with a fix-it, and start failures as errors', () => {
     const s = run({ type: 'starting' }, { type: 'missing', message: 'The starcoder-lsp language server was not found.' });
     assert.equal(view(s).text, '$(warning) StarCoder');
-    assert.deepEqual(fixes(s), [{ kind: 'choose-server' }]);
+    assert.deepEqual(fixes(s), [{ kind: 'install-server', update: false }, { kind: 'choose-server' }]);
     const f = run({ type: 'starting' }, { type: 'failed', message: 'spawn ENOENT' });
     assert.equal(f.phase, 'error');
     assert.equal(view(f).background, 'error');

@@ -52,7 +52,7 @@ describe('server version check', () => {
 });
 
 describe('status when the server is too old', () => {
-  it('shows an error that later server statuses do not hide, and offers to choose the server', () => {
+  it('shows an error that later server statuses do not hide, and offers to update or choose the server', () => {
     let s = reduce(INITIAL, { type: 'started' });
     s = reduce(s, { type: 'outdated', message: 'starcoder-lsp 0.0.9 is older than this extension needs (0.1.0 or newer).' });
     s = reduce(s, { type: 'server', params: { state: 'ready', model: 'qwen2.5-coder-0.5b' } });
@@ -61,7 +61,7 @@ describe('status when the server is too old', () => {
     assert.equal(v.text, '$(error) StarCoder update');
     assert.equal(v.background, 'error');
     assert.match(v.tooltip, /server too old\nstarcoder-lsp 0\.0\.9 is older/);
-    assert.deepEqual(fixes(s), [{ kind: 'choose-server' }]);
+    assert.deepEqual(fixes(s), [{ kind: 'install-server', update: true }, { kind: 'choose-server' }]);
     assert.equal(reduce(s, { type: 'starting' }).phase, 'starting', 'a restart clears it');
   });
 });
