@@ -183,6 +183,21 @@ SNIPPET_DOC_MAX_CHARS = 1024 * 1024
 # Memory the cross-file index (chunks, identifier sets) may take: ~13 bytes per character of
 # ordinary code (measured on this repository), so ~2.5 MB of other files' text are indexed.
 SNIPPET_INDEX_MAX_BYTES = 32 * 1024 * 1024
+# Recent edits (context/edits.py): the last ranges edited are remembered, and the newest few go into
+# the prompt's head after the cross-file snippets, in a budget of their own taken from the snippet
+# share (fixed, so the snippets' budget, and with it their selection, never moves with the edits).
+RECENT_EDITS_KEPT = 16
+RECENT_EDITS_MAX_COUNT = 3  # what a user holds in mind: the function just renamed, the new field
+RECENT_EDIT_TOKENS = 512  # three excerpts of ~10 lines; at most half the snippet share
+RECENT_EDIT_CONTEXT_LINES = 3  # lines around an edited range: what the edit belongs to
+RECENT_EDIT_MAX_LINES = 24  # an excerpt's cap (a long paste is shown by its end)
+RECENT_EDIT_MERGE_LINES = 3  # an edit this close to an earlier range extends it
+RECENT_EDIT_WINDOWS = 64  # documents whose last window is remembered (their edits there are shown)
+# Another file's edit goes in only when it shares this many names with the code around the cursor,
+# or it is the module that code names (`jsonish.` and codec/jsonish.py): an edit in an unrelated
+# file (another project's buffer, a scratch file) is noise the model copies. A count, not the
+# snippets' Jaccard score: an excerpt is short and the query long, so any ratio is tiny for both.
+RECENT_EDIT_MIN_SHARED_NAMES = 2
 # Repository name shown to families trained with repo tokens when the workspace has none.
 DEFAULT_REPO_NAME = "project"
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from lsp_server import defaults
-from lsp_server.context.snippets import SourceDoc
+from lsp_server.context.edits import EditLog
+from lsp_server.context.snippets import SourceDoc, identifiers
 from lsp_server.context.window import build_window
 from lsp_server.engine.kv import common_prefix
 from lsp_server.engine.model import LoadedModel
@@ -86,3 +87,47 @@ def test_every_preset_budget_holds_with_real_tokens(assistant: Assistant) -> Non
         budget = n_ctx - spec.max_tokens - TEMPLATE_OVERHEAD_TOKENS
         w = build_window(text, len(text) // 2, 4, budget, model.count)
         assert model.count(w.prefix) + model.count(w.suffix) <= budget + 8, spec.name
+
+
+def test_recent_edits_reach_the_prompt_and_typing_keeps_its_head(assistant: Assistant) -> None:
+    """An edit a moment ago in another file, and one far up in this file, are in the prompt; then
+    typing at the cursor (each key recorded as an edit, as didChange does) keeps the prompt's
+    head: the recent-edit excerpts do not change while the user types."""
+    source = inspect.getsource(argparse)
+    lines = source.splitlines(keepends=True)
+    lines.insert(5, "# edited far above the window\n")  # the edit recorded below
+    line = len(lines) // 2
+    lines.insert(line, "\n")
+    # The other file's edit names something the code at the cursor uses (else it is unrelated)
+    near = sorted(identifiers("".join(lines[line - defaults.SNIPPET_QUERY_LINES_BEFORE:line])))
+    other_lines = [f"def helper_{i}(value):\n    return value * {i}\n\n" for i in range(60)]
+    edit_line = f"    return value * 31  # halved since v2, as {near[0]} and {near[1]} expect\n"
+    other_lines.insert(30, edit_line)  # line 90: the edit
+    other_text = "".join(other_lines)
+    other = SourceDoc("file:///w/helpers.py", "helpers.py", other_text, "python")
+    edits = EditLog()
+    edits.record("file:///w/helpers.py", 90, 90, edit_line)
+    edits.record("file:///w/argparse.py", 5, 5, "# edited far above the window\n")
+    typed = "        result = parser.parse_known_intermixed(args, namespace)"
+    prev: list[int] | None = None
+    engine = assistant.manager.engine
+    assert engine is not None
+    for n in range(len(typed) + 1):
+        if n:
+            edits.record("file:///w/argparse.py", line, line, typed[n - 1])
+        cur = [*lines[:line], typed[:n] + "\n", *lines[line + 1 :]]
+        req = CompletionRequest(cur, line, n, "file:///w/argparse.py", "python", "argparse.py",
+                                [other], edits=edits.ranges())
+        if prev is None:  # the first window tells which of this file's edits it shows
+            prompt_ids(assistant, req)
+        ids = prompt_ids(assistant, req)
+        if prev is None:
+            _, _, context = assistant.completion._prompt(
+                engine, assistant.completion._caches_for(engine), req, 128)
+            shown = "".join(s.text for s in context)
+            assert "halved since v2" in shown, [s.path for s in context]
+            assert "edited far above the window" in shown, [s.path for s in context]
+        else:
+            edit = prev.index(model_of(assistant).fim.suffix) - 4
+            assert common_prefix(prev, ids) >= edit, n
+        prev = ids

@@ -16,7 +16,7 @@ import io
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
 from lsprotocol import types
@@ -248,3 +248,35 @@ async def test_suggestions_stay_right_with_everything_open(preset: str, qwen_ggu
         stats = await s.stats()
         assert stats["errors"] == 0, stats
         _no_errors(s)
+
+
+async def test_edits_arrive_as_recent_edit_ranges_in_the_request() -> None:
+    """didChange ranges become the request's recent edits (a notebook cell's in the numbering
+    after its earlier cells); a secret's edits are never applied, so never recorded."""
+    p = await _workspace()
+    util = "file:///home/dev/proj/src/util.py"
+    p.open(util, "python", "".join(f"x_{i} = {i}\n" for i in range(40)))
+    p.feed("textDocument/didChange", {"textDocument": {"uri": util, "version": 2},
+                                      "contentChanges": [{"range": {
+                                          "start": {"line": 20, "character": 0},
+                                          "end": {"line": 20, "character": 0}},
+                                          "text": "def fresh_name():\n    pass\n"}]})
+    cell, _, text = CELLS[-1]
+    p.feed("textDocument/didChange", {"textDocument": {"uri": cell, "version": 2},
+                                      "contentChanges": [{"range": {
+                                          "start": {"line": 0, "character": len(text)},
+                                          "end": {"line": 0, "character": len(text)}},
+                                          "text": "f"}]})
+    req = p.request(REAL, 4, 4)
+    assert next((r.uri, r.start, r.end) for r in req.edits) == (util, 20, 23)
+    in_cell = p.request(cell, 0, len(text) + 1)
+    mine = [r for r in in_cell.edits if r.uri == unquote(cell)]  # kept unquoted
+    assert mine and mine[0].start == in_cell.line  # after the earlier cells' lines
+    secret = f"{ROOT}/.env"
+    p.open(secret, "dotenv", f"TOKEN={SECRET}\n")
+    p.feed("textDocument/didChange", {"textDocument": {"uri": secret, "version": 2},
+                                      "contentChanges": [{"range": {
+                                          "start": {"line": 0, "character": 0},
+                                          "end": {"line": 0, "character": 0}},
+                                          "text": "x"}]})
+    assert all(r.uri != unquote(secret) for r in p.request(REAL, 4, 4).edits)

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from lsp_server import defaults
+from lsp_server.context.edits import EditedRange, excerpts
 from lsp_server.context.languages import comment, language_of
 from lsp_server.context.lines import DocumentLines
-from lsp_server.context.snippets import Snippet, SnippetSelector, SourceDoc
+from lsp_server.context.snippets import Snippet, SnippetSelector, SourceDoc, identifiers
 from lsp_server.context.window import LineTokenCache, Window, build_window
 from lsp_server.engine.base import Cancelled, DecodeGuard, Engine, EngineDown, FimInput, Generation
 from lsp_server.engine.cache import StateKey, SuggestionCache
@@ -57,6 +58,7 @@ class CompletionRequest:
     path: str = ""  # as the model should see it (workspace-relative when possible)
     others: Sequence[SourceDoc] = ()  # other open / recently closed documents
     repo: str = defaults.DEFAULT_REPO_NAME
+    edits: Sequence[EditedRange] = ()  # where the user edited lately, newest last
 
     def split(self) -> tuple[str, str]:
         """The whole text before and after the cursor (keys for the suggestion cache)."""
@@ -81,6 +83,10 @@ class CompletionPipeline:
         self._engine: Engine | None = None  # the engine the caches below belong to
         self._line_tokens: LineTokenCache | None = None
         self._header_cache: tuple[object, Header[Any]] | None = None
+        # uri -> the lines its last full window showed (recent edits there are not repeated)
+        self._spans: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        # uri -> (line, names): the query another file's edits are matched against, and where
+        self._queries: OrderedDict[str, tuple[int, frozenset[str]]] = OrderedDict()
         self._warm_timer: asyncio.TimerHandle | None = None
         self._continuation: Continuation | None = None
         self._shown: OrderedDict[int, tuple[CompletionRequest, str]] = OrderedDict()
@@ -366,14 +372,34 @@ class CompletionPipeline:
         quick = total is not None
         total = total or engine.n_ctx - max_tokens - TEMPLATE_OVERHEAD_TOKENS
         snippets: list[Snippet] = []
+        edits: list[Snippet] = []
         if not quick:
             share = min(defaults.SNIPPET_MAX_TOKENS, int(total * defaults.SNIPPET_SHARE))
-            snippets = self.snippets.select(req.uri, req.line, req.lines, req.others, share, count,
+            edit_share = min(defaults.RECENT_EDIT_TOKENS, share // 2)
+            snippets = self.snippets.select(req.uri, req.line, req.lines, req.others,
+                                            share - edit_share, count,
                                             language_of(req.language, req.path))
-        header = self._header(engine, req, snippets)
+            edits = self._recent_edits(req, snippets, edit_share, count)
+        step = defaults.QUICK_WINDOW_LINE_STEP if quick else defaults.WINDOW_LINE_STEP
+        for _ in range(2):
+            context = [*snippets, *edits]
+            window, prompt = self._fit(engine, count, req, context, total, step, max_tokens)
+            if not quick:
+                self._remember_span(req.uri, window)
+            if not any(e.path == req.path and e.start_line < window.end_line
+                       and window.start_line < e.start_line + e.text.count("\n") for e in edits):
+                return window, prompt, context
+            # An edit of this file the window shows after all (a jump): not twice in the prompt.
+            edits = [e for e in edits if e.path != req.path]
+        return window, prompt, [*snippets, *edits]
+
+    def _fit(self, engine: Engine, count: LineTokenCache, req: CompletionRequest,
+             context: list[Snippet], total: int, step: int, max_tokens: int
+             ) -> tuple[Window, Prompt[Any]]:
+        """The window around the cursor in what `total` leaves after the context's header."""
+        header = self._header(engine, req, context)
         header_tokens = len(header.ids) + (count(header.text) if header.text else 0)
         budget = total - header_tokens
-        step = defaults.QUICK_WINDOW_LINE_STEP if quick else defaults.WINDOW_LINE_STEP
         for _ in range(3):
             window = build_window(req.lines, req.line, req.column, budget, count, line_step=step)
             prompt: Prompt[Any] = build_prompt(window.prefix, window.suffix, engine.fim,
@@ -381,11 +407,47 @@ class CompletionPipeline:
             over = engine.measure(prompt.ids) + TEMPLATE_OVERHEAD_TOKENS - total
             if over <= 0:
                 log.debug("budget %d: header %d tokens (%d snippets), window %d+%d, max_tokens %d",
-                          total, header_tokens, len(snippets), window.prefix_tokens,
+                          total, header_tokens, len(context), window.prefix_tokens,
                           window.suffix_tokens, max_tokens)
-                return window, prompt, snippets
+                return window, prompt
             budget -= over + 16  # per-line counts underestimated the joined text: shrink, retry
         raise ModelError("could not fit the prompt into the context window")
+
+    def _recent_edits(self, req: CompletionRequest, snippets: list[Snippet], budget: int,
+                      count: LineTokenCache) -> list[Snippet]:
+        """Excerpts of the newest edits; this file's only where its last window did not reach
+        (before any window, none: a file just opened has no edits worth its tokens)."""
+        span = self._spans.get(req.uri)
+
+        def in_window(start: int, end: int) -> bool:
+            return span is None or (start < span[1] and span[0] < end)
+
+        here = SourceDoc(req.uri, req.path, "", language_of(req.language, req.path))
+        return excerpts(req.edits, here, req.lines, in_window, req.others, budget, count, snippets,
+                        self._edit_query(req) if req.edits else frozenset())
+
+    def _edit_query(self, req: CompletionRequest) -> frozenset[str]:
+        """The names around the cursor that another file's edit must share to be shown; kept
+        while the cursor stays within SNIPPET_REFRESH_LINES of where it was taken, so typing
+        never moves an excerpt in or out of the prompt's head."""
+        kept = self._queries.get(req.uri)
+        if kept is not None and abs(req.line - kept[0]) < defaults.SNIPPET_REFRESH_LINES:
+            return kept[1]
+        lo = max(0, req.line - defaults.SNIPPET_QUERY_LINES_BEFORE)
+        near = req.lines[lo:req.line + 1 + defaults.SNIPPET_QUERY_LINES_AFTER]
+        query = frozenset(identifiers("".join(
+            ln for ln in near if len(ln) <= defaults.MATCH_LINE_CHARS)))
+        self._queries.pop(req.uri, None)
+        self._queries[req.uri] = (req.line, query)
+        while len(self._queries) > defaults.RECENT_EDIT_WINDOWS:
+            self._queries.popitem(last=False)
+        return query
+
+    def _remember_span(self, uri: str, window: Window) -> None:
+        self._spans.pop(uri, None)
+        self._spans[uri] = (window.start_line, window.end_line)
+        while len(self._spans) > defaults.RECENT_EDIT_WINDOWS:
+            self._spans.popitem(last=False)
 
     def _schedule_warm(self, engine: Engine, ids: list[Any] | None) -> None:
         if self._warm_timer is not None:
@@ -401,6 +463,7 @@ class CompletionPipeline:
 
         def start() -> None:
             self._warm_timer = None
+            log.debug("warming the full window (%d tokens) while the user is idle", len(ids))
             fut, _ = engine.submit(warm, lane="complete")
             fut.add_done_callback(_log_unexpected)
 
@@ -450,7 +513,7 @@ def _request_at(req: CompletionRequest, prefix: str, suffix: str) -> CompletionR
     line = prefix.count("\n")
     column = len(prefix) - (prefix.rfind("\n") + 1)
     return CompletionRequest(lines, line, column, req.uri, req.language, req.path, req.others,
-                             req.repo)
+                             req.repo, req.edits)
 
 
 def _situation(req: CompletionRequest, window: Window) -> Situation:

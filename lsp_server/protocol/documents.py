@@ -31,6 +31,7 @@ from pygls.workspace import PositionCodec, TextDocument
 from pygls.workspace.position_codec import ServerTextPosition
 
 from lsp_server import defaults
+from lsp_server.context.edits import EditLog
 from lsp_server.context.lines import DocumentLines
 from lsp_server.protocol.rpc import RobustProtocol
 
@@ -163,6 +164,7 @@ class BoundedDocuments(RobustProtocol):
         self.kept_total = 0
         self._lines: dict[str, DocumentLines] = {}  # uri key -> view of its current text
         self._deleted: set[str] = set()  # uri keys whose last change only deleted text
+        self.edits = EditLog()  # where the user edited lately (recent-edit context)
 
     def just_deleted(self, uri: str) -> bool:
         """Whether the document's last change only deleted text (Backspace, Delete, cut)."""
@@ -293,6 +295,7 @@ class BoundedDocuments(RobustProtocol):
             self._hide(item.uri, secret)
             return
         self.secret.pop(key, None)
+        self.edits.forget(key)  # ranges of an earlier text of it would show the wrong lines
         refusal = self._admit(key, item.text)
         if refusal is not None:
             params = attrs.evolve(params, text_document=attrs.evolve(item, text=""))
@@ -328,6 +331,9 @@ class BoundedDocuments(RobustProtocol):
             except Exception:  # e.g. a range that does not fit the document
                 log.warning("could not apply an edit to %s: ignored", uri, exc_info=True)
                 continue
+            if isinstance(change, types.TextDocumentContentChangePartial):
+                self.edits.record(key, change.range.start.line, change.range.end.line,
+                                  change.text)
             refusal = self._admit(key, doc.source)
             if refusal is not None:
                 self._drop(uri, refusal)

@@ -6,11 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 import platformdirs
 from lsprotocol import types
 
 from lsp_server import defaults
+from lsp_server.context.edits import EditedRange
 from lsp_server.context.notebook import Cell, with_earlier_cells
 from lsp_server.context.snippets import SourceDoc
 from lsp_server.pipelines.completion import CompletionRequest
@@ -100,4 +102,15 @@ def completion_request(ls: StarcoderServer, uri: str, position: types.Position) 
     folder = uris.containing_folder(doc.uri, known) or (known[0] if known else None)
     repo = (folder.display_name if folder else "") or defaults.DEFAULT_REPO_NAME
     return CompletionRequest(lines, offset + pos.line, pos.character, uri, doc.language_id or "",
-                             display_path(doc, known), others, repo)
+                             display_path(doc, known), others, repo,
+                             _edits(ls.protocol.edits.ranges(), uri, offset))
+
+
+def _edits(ranges: list[EditedRange], uri: str, offset: int) -> list[EditedRange]:
+    """The edit log with this document's ranges in the request's numbering (a notebook cell's
+    lines come after its earlier cells')."""
+    if not offset:
+        return ranges
+    here = unquote(uri)
+    return [EditedRange(r.uri, r.start + offset, r.end + offset) if r.uri == here else r
+            for r in ranges]
