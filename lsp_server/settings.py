@@ -12,6 +12,7 @@ keeps its previous value and yields a message for ``window/showMessage``.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import re
@@ -362,7 +363,7 @@ def load_user_settings(base: Settings) -> tuple[Settings, list[str]]:
     return settings, [f"{user_settings_path()}: {p}" for p in problems]
 
 
-def cli_overrides(args: object) -> dict[str, Any]:
+def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The settings given as CLI flags (argparse's namespace), camelCase; flags that clamp are
     moved into range here (the editor's values are refused instead)."""
     flags: dict[str, Any] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,33 @@ def test_quick_answers_serve_typed_ahead_but_not_the_lru() -> None:
     assert c.lookup("u", "xy", "") == "z"
 
 
+def test_a_prefetch_keeps_its_state_only_and_the_shown_suggestion_serves_typing() -> None:
+    """The line after a shown suggestion lands (prefetched) while that suggestion is on screen:
+    typing into the shown one still hits; at the prefetched state the prefetch answers, and from
+    then on it is the one typed into (accept-word after Enter)."""
+    c = SuggestionCache()
+    c.store("u", "x = ", "\n", "compute(a, b)")
+    c.store_key(c.key("u", "x = compute(a, b)\n", "\n"), "return x", shown=False)
+    assert c.lookup("u", "x = co", "\n") == "mpute(a, b)"
+    assert c.lookup("u", "x = compute(a, b)\n", "\n") == "return x"
+    assert c.lookup("u", "x = compute(a, b)\nret", "\n") == "urn x"
+
+
 async def stats(s: Session) -> dict[str, Any]:
     return await s.stats()
+
+
+async def settled(s: Session) -> dict[str, Any]:
+    """The stats once background work (the prefetch of the line after a shown suggestion) is
+    over: the evaluated-token count stops moving."""
+    last = await stats(s)
+    still = 0
+    while still < 3:
+        await asyncio.sleep(0.2)
+        now = await stats(s)
+        still = still + 1 if now["evaluated"] == last["evaluated"] else 0
+        last = now
+    return last
 
 
 async def test_typed_ahead_over_lsp_runs_no_model(tiny_starcoder: Path) -> None:
@@ -55,7 +81,7 @@ async def test_typed_ahead_over_lsp_runs_no_model(tiny_starcoder: Path) -> None:
         suggestion = str(items[0].insert_text)
         typed = suggestion[0]
         assert len(suggestion) >= 2, suggestion
-        before = (await stats(s))["evaluated"]
+        before = (await settled(s))["evaluated"]
         s.client.text_document_did_change(types.DidChangeTextDocumentParams(
             text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
             content_changes=[types.TextDocumentContentChangePartial(

@@ -310,9 +310,10 @@ class _ClientProtocol(LanguageServerProtocol):
 
     def _handle_response(self, msg_id: Any, result: Any | None = None,
                          error: Any | None = None) -> None:
-        future = self._request_futures.get(msg_id)
+        futures = getattr(self, "_request_futures", {})  # pygls' private map (pinned by a test)
+        future = futures.get(msg_id)
         if future is not None and future.cancelled():
-            del self._request_futures[msg_id]
+            del futures[msg_id]
             return
         super()._handle_response(msg_id, result, error)
 

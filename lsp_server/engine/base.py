@@ -96,6 +96,10 @@ class Engine(Protocol):
     n_ctx: int
     fim: FimIds[Any]
     chat: ChatTemplate | None
+    # Whether work nobody asked for yet (the line after a suggestion, while it is read) is worth
+    # starting: in process it is the user's own idle CPU, given up at the next keystroke; a remote
+    # server's every request is load on a machine others may share.
+    speculates: bool
 
     @property
     def description(self) -> str:

@@ -44,9 +44,11 @@ class SuggestionCache:
 
     def lookup(self, uri: str, prefix: str, suffix: str) -> str | None:
         """The suggestion for this state, if it is known without running the model."""
-        text = self._lru.get(self.key(uri, prefix, suffix))
+        key = self.key(uri, prefix, suffix)
+        text = self._lru.get(key)
         if text is not None:
-            self._lru.move_to_end(self.key(uri, prefix, suffix))
+            self._lru.move_to_end(key)
+            self._set_last(key, text)  # shown now: typing into it goes on from here
             self.hits += 1
             return text
         last = self._last.get(uri)
@@ -63,21 +65,28 @@ class SuggestionCache:
         """Keep `text` for typed-ahead; with `remember`, also for this exact state (LRU)."""
         self.store_key(self.key(uri, prefix, suffix), text, remember)
 
-    def store_key(self, key: StateKey, text: str, remember: bool = True) -> None:
-        """`store` for a state known by its `key`."""
+    def store_key(self, key: StateKey, text: str, remember: bool = True, shown: bool = True
+                  ) -> None:
+        """`store` for a state known by its `key`. `shown=False`: a state the user is not in yet
+        (a prefetch): kept for that exact state only, so the suggestion on screen still serves
+        typing ahead."""
         if not text:
             return
-        uri, prefix_len, prefix_hash, suffix_hash = key
-        self._last[uri] = _Last(prefix_len, prefix_hash, suffix_hash, text)
-        self._last.move_to_end(uri)
-        while len(self._last) > self._max:
-            self._last.popitem(last=False)
+        if shown:
+            self._set_last(key, text)
         if not remember:
             return
         self._lru[key] = text
         self._lru.move_to_end(key)
         while len(self._lru) > self._max:
             self._lru.popitem(last=False)
+
+    def _set_last(self, key: StateKey, text: str) -> None:
+        uri, prefix_len, prefix_hash, suffix_hash = key
+        self._last[uri] = _Last(prefix_len, prefix_hash, suffix_hash, text)
+        self._last.move_to_end(uri)
+        while len(self._last) > self._max:
+            self._last.popitem(last=False)
 
     def clear(self) -> None:
         self._last.clear()

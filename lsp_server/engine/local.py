@@ -33,6 +33,7 @@ class LocalEngine:
         self.fim = model.fim
         self.chat = (ChatTemplate(model.chat_template, model.bos_text, model.eos_text)
                      if model.chat_template else None)
+        self.speculates = True
         self.tokenize = model.tokenize
         self.tokenize_special = model.tokenize_special
         self.count = model.count

@@ -225,6 +225,7 @@ class RemoteEngine:
     fim: FimIds[str] = field(init=False)
     chat: ChatTemplate | None = field(init=False)
     infill_missing: bool = False  # llama-server without /infill: use /completion with our prompt
+    speculates: bool = False  # see `Engine`: prefetch only once a suggestion is accepted
     calibrated: bool = False
 
     def __post_init__(self) -> None:

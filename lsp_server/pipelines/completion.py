@@ -154,8 +154,8 @@ class CompletionPipeline:
         if not job.done():  # the budget is spent and lines exist: answer, let the block go on
             partial = early.future.result()
             self.early_answers += 1
-            self.cache.store_key(state, partial, remember=False)
-            if after is None:
+            if after is None:  # (a prefetch's lines are joined through its continuation)
+                self.cache.store_key(state, partial, remember=False)
                 self._continue(engine, Continuation(state, job, early))
             return Suggestion(partial, partial, None, 0, None)
         if after is not None:
@@ -174,7 +174,9 @@ class CompletionPipeline:
         # Prefetch now: the user reads the suggestion while the next line is made. Never in the
         # way of a block still going on: after it, if it ended with the line shown.
         cont = self._continuation
-        if cont is None or cont.job.done():
+        if self._engine is None or not self._engine.speculates:
+            pass  # a remote engine: the prefetch waits for the accept
+        elif cont is None or cont.job.done():
             self._prefetch(req, text)
         elif cont.before is None:
             asked = self.requests
@@ -227,8 +229,11 @@ class CompletionPipeline:
         return task
 
     def _landed(self, engine: Engine, state: tuple[str, int, int, int],
-                job: asyncio.Future[Suggestion | None]) -> Suggestion | None:
-        """A finished job's suggestion, kept for typed-ahead; None when it was superseded."""
+                job: asyncio.Future[Suggestion | None], prefetch: bool = False
+                ) -> Suggestion | None:
+        """A finished job's suggestion, kept for typed-ahead; None when it was superseded. A
+        prefetch's is kept for its state only (the user is not there yet: the suggestion on
+        screen keeps serving typing ahead), even from the quick window (never asked yet)."""
         if job.cancelled():
             return None
         exc = job.exception()
@@ -241,7 +246,8 @@ class CompletionPipeline:
         if result is not None:
             # A quick-window answer (no cross-file context) serves typed-ahead only: the same
             # state asked again after the warm-up deserves the full window's answer.
-            self.cache.store_key(state, result.text, remember=result.warm is None)
+            self.cache.store_key(state, result.text, remember=prefetch or result.warm is None,
+                                 shown=not prefetch)
             self._schedule_warm(engine, result.warm)
         return result
 
@@ -252,7 +258,7 @@ class CompletionPipeline:
             if self._continuation is cont:
                 self._continuation = None
             try:
-                self._landed(engine, cont.state, cont.job)
+                self._landed(engine, cont.state, cont.job, prefetch=cont.before is not None)
             except Exception:
                 log.exception("a block generated in the background failed")
 
@@ -457,7 +463,11 @@ class CompletionPipeline:
             return
 
         def warm(cancel: threading.Event) -> int:
-            n = engine.warm(ids, cancel)
+            try:
+                n = engine.warm(ids, cancel)
+            except Cancelled:
+                log.debug("warming the full window: superseded by a request")
+                raise
             log.debug("warmed the full window: %d tokens evaluated", n)
             return n
 
