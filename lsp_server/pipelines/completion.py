@@ -131,6 +131,8 @@ class CompletionPipeline:
         cached = None if self.naive else self.cache.lookup(req.uri, prefix, suffix)
         if cached is None and not self.naive:
             cached = await self._join(req.uri, prefix, suffix, early.deadline)
+            if cached is not None:  # on screen now: what typing ahead goes into
+                self.cache.store(req.uri, prefix, suffix, cached, remember=False)
         if cached is not None:
             return Suggestion(cached, cached, None, 0, None, [], None, from_cache=True)
         del prefix, suffix  # not held while waiting: many requests may wait at once
@@ -258,7 +260,8 @@ class CompletionPipeline:
             if self._continuation is cont:
                 self._continuation = None
             try:
-                self._landed(engine, cont.state, cont.job, prefetch=cont.before is not None)
+                self._landed(engine, cont.state, cont.job,
+                             prefetch=cont.before is not None and not cont.joined)
             except Exception:
                 log.exception("a block generated in the background failed")
 
@@ -276,25 +279,33 @@ class CompletionPipeline:
         if into is None and not cont.job.done():
             return None  # its lines went another way than the typing: not an answer for it
         typed = into or ""
-        shown = cont.early.text()
-        if not cont.job.done() and shown.startswith(typed) and len(shown) > len(typed):
-            self.joined += 1
-            return shown[len(typed):]
+        if (lines := self._early_past(cont, typed)) is not None:
+            return self._answered_by(cont, lines)
         # Nothing new yet: its first line (a prefetch's time box is long spent, so the early
         # answer comes with it), else the whole block, is the quickest answer.
         first: set[asyncio.Future[Any]] = {cont.job, cont.early.future}
         await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
-        shown = cont.early.text()
-        if not cont.job.done() and shown.startswith(typed) and len(shown) > len(typed):
-            self.joined += 1
-            return shown[len(typed):]
+        if (lines := self._early_past(cont, typed)) is not None:
+            return self._answered_by(cont, lines)
         await asyncio.wait({cont.job})
         hit = self.cache.lookup(uri, prefix, suffix)
         if hit is None and into is not None:  # a quick-window block is kept for typed-ahead
             hit = _rest(cont.job, into)     # only: this request waited for it, so answer it
-        if hit is not None:
-            self.joined += 1
-        return hit
+        return None if hit is None else self._answered_by(cont, hit)
+
+    @staticmethod
+    def _early_past(cont: Continuation, typed: str) -> str | None:
+        """The complete lines a block still going on has past `typed`, if it has any yet."""
+        shown = cont.early.text()
+        if not cont.job.done() and shown.startswith(typed) and len(shown) > len(typed):
+            return shown[len(typed):]
+        return None
+
+    def _answered_by(self, cont: Continuation, text: str) -> str:
+        """Count a joined answer and mark its block as on screen (no longer an unseen prefetch)."""
+        self.joined += 1
+        cont.joined = True
+        return text
 
     def job(self, engine: Engine, req: CompletionRequest, early: EarlyAnswer | None = None
             ) -> Callable[[threading.Event], Suggestion | None]:
