@@ -13,7 +13,7 @@ Reported per server mode:
 The naive mode (plain PSM over the full window, no KV reuse, no caches) types fewer characters
 and waits for each answer: every request costs a full 8K prompt.
 
-    python -m benchmarks.latency_replay [--model NAME] [--lines 3] [--naive-keys 3]
+    python -m benchmarks.latency_replay [--model NAME] [--lines 3] [--naive-keys 3] [--debounce-ms 0]
 """
 
 from __future__ import annotations
@@ -84,8 +84,15 @@ def inline_params(uri: str, line: int, col: int) -> types.InlineCompletionParams
         context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic))
 
 
+async def _ask(d: Any, params: types.InlineCompletionParams, debounce_s: float) -> Any:
+    """The editor's request for a key: after the client's wait (a debounce), if not cancelled."""
+    if debounce_s > 0:
+        await asyncio.sleep(debounce_s)
+    return await d.client.text_document_inline_completion_async(params)
+
+
 async def replay(model: str, naive: bool, n_lines: int, max_keys: int | None,
-                 log_dir: Path) -> Replay:
+                 log_dir: Path, debounce_s: float = 0.0) -> Replay:
     text, mid = source_text()
     lines = text.splitlines(keepends=True)
     typed = [ln.rstrip("\n") for ln in lines[mid : mid + n_lines]]
@@ -120,11 +127,10 @@ async def replay(model: str, naive: bool, n_lines: int, max_keys: int | None,
                 col += 1
                 out.keys += 1
                 if pending is not None and not pending.done():
-                    pending.cancel()  # the editor cancels the previous request
+                    pending.cancel()  # the editor cancels the previous request (or its wait)
                     out.superseded += 1
                 waiting.append(t_key)
-                pending = asyncio.ensure_future(d.client.text_document_inline_completion_async(
-                    inline_params(uri, mid + li, col)))
+                pending = asyncio.ensure_future(_ask(d, inline_params(uri, mid + li, col), debounce_s))
 
                 def on_done(f: asyncio.Future[Any], line: str = line_text[:col]) -> None:
                     if f.cancelled() or f.exception() is not None:
@@ -172,8 +178,8 @@ async def main_async(args: argparse.Namespace) -> None:
     model, _ = resolve_model(args.model)
     stamp = timestamp()
     log_dir = RESULTS_DIR / f"latency-{stamp}"
-    fast = await replay(model, False, args.lines, None, log_dir)
-    rows = [summary("fast", fast)]
+    fast = await replay(model, False, args.lines, None, log_dir, args.debounce_ms / 1000)
+    rows = [summary("fast" if not args.debounce_ms else f"fast, debounce {args.debounce_ms:g} ms", fast)]
     if args.naive_keys > 0:
         naive = await replay(model, True, 1, args.naive_keys, log_dir)
         rows.append(summary("naive", naive))
@@ -191,6 +197,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=None)
     p.add_argument("--lines", type=int, default=3, help="consecutive lines to retype")
+    p.add_argument("--debounce-ms", type=float, default=0.0,
+                   help="the client waits this long after a key before asking (as a debounce does)")
     p.add_argument("--naive-keys", type=int, default=3,
                    help="keystrokes replayed on the naive server (each costs a full prompt)")
     asyncio.run(main_async(p.parse_args()))

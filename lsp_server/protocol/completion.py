@@ -47,13 +47,20 @@ async def inline_completion(
 ) -> types.InlineCompletionList:
     t0 = time.perf_counter()
     uri = params.text_document.uri
+    log.debug("inline request at %d:%d (%s)", params.position.line, params.position.character,
+              "automatic" if params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
+              else "invoked")
     if (params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
             and ls.protocol.just_deleted(uri)
             and not ls.assistant.settings.complete_after_deletion):
+        log.debug("no suggestion: the last change deleted text")
         return types.InlineCompletionList(items=[])  # deleting: no ghost text in the way
     req, suggestion = await _suggest(ls, types.TEXT_DOCUMENT_INLINE_COMPLETION,
                                      params.text_document.uri, params.position)
     if req is None or suggestion is None or not suggestion.text:
+        # Said in the debug log: an empty answer is otherwise invisible (which of the three).
+        log.debug("no suggestion: %s", "the document is not open to us" if req is None
+                  else "not ready, superseded or failed" if suggestion is None else "nothing to suggest")
         return types.InlineCompletionList(items=[])
     pos = params.position
     shown = ls.assistant.completion.shown(req, suggestion.text, time.perf_counter() - t0)

@@ -23,6 +23,11 @@ TRIPLE = (
     '    """Return three times x."""\n'
     "    \n"  # line 3: Toggle Completions off, then on
 )
+SQUARE = (
+    "def square(x):\n"
+    '    """Return x squared."""\n'
+    "    \n"  # line 3: typed slowly with a fixed debounce (one request, after the wait)
+)
 GEOMETRY = (
     "import math\n"
     "\n\n"
@@ -38,4 +43,4 @@ ADD = (
 )
 
 FILES = {"fact.py": FACT, "fib.py": FIB, "even.py": EVEN, "triple.py": TRIPLE, "geometry.py": GEOMETRY,
-         "add.py": ADD}
+         "add.py": ADD, "square.py": SQUARE}

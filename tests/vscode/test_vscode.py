@@ -7,6 +7,7 @@ be after the previous one); every step leaves a screenshot (see conftest.py for 
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -21,7 +22,7 @@ from tests.vscode.codeserver import (
     Workbench,
     wait_until,
 )
-from tests.vscode.files import ADD, EVEN, FACT, GEOMETRY, TRIPLE
+from tests.vscode.files import ADD, EVEN, FACT, GEOMETRY, SQUARE, TRIPLE
 
 pytestmark = pytest.mark.real_model
 
@@ -30,6 +31,10 @@ MISSING = "starcoderbase-1b"  # in the catalogue, never in the test's model cach
 # With completions off, no ghost text may appear within this long of the last key (a warm
 # suggestion here shows in ~1-3 s once enabled, as the same test then checks).
 NO_SUGGESTION_WINDOW_S = 6.0
+# A fixed starcoder.debounceMs far above the key interval below: every key but the last is
+# cancelled during its wait, before it reaches the server.
+DEBOUNCE_MS = 1500
+SLOW_KEY_MS = 300  # (slower than VS Code's own 50 ms debounce: it asks after each key)
 
 
 def _norm(line: str) -> str:
@@ -284,6 +289,41 @@ def test_toggle_completions_off_and_on(vscode: Workbench) -> None:
     vscode.press("Tab")
     line = _save_edited_line(vscode, "triple.py", TRIPLE, 3)
     assert line.startswith("    return ") and "x" in line and "3" in line, (line, ghost)
+
+
+def _requests(vscode: Workbench) -> int:
+    """Inline requests that reached the server (its debug log has a line for each)."""
+    return vscode.server.server_log().count("inline request at ")
+
+
+def test_fixed_debounce_asks_once_after_the_last_key(vscode: Workbench) -> None:
+    vscode.wait_status("sparkle", "ready", READY_TIMEOUT)
+    vscode.server.edit_settings(vscode.server.machine_settings, **{"starcoder.debounceMs": DEBOUNCE_MS})
+    vscode.open_file("square.py")
+    vscode.go_to_line(3)
+    # An edit first (VS Code may not ask on the first typing in a freshly opened editor, and
+    # reads the edited settings file meanwhile); then nothing may be asked before the test's keys.
+    vscode.type("x")
+    vscode.press("Backspace")
+    time.sleep(DEBOUNCE_MS / 1000 + 2)
+    asked_before = _requests(vscode)
+
+    for ch in "return ":  # a key every SLOW_KEY_MS, far within the wait: no request is sent
+        vscode.type(ch)
+        last_key = time.monotonic()
+        time.sleep(SLOW_KEY_MS / 1000)
+        assert _requests(vscode) == asked_before, f"asked while the keys kept coming, after {ch!r}"
+    wait_until("the request after the last key", lambda: _requests(vscode) > asked_before,
+               SUGGESTION_TIMEOUT, vscode.diagnose)
+    waited = time.monotonic() - last_key
+    ghost = vscode.wait_ghost_text()
+    vscode.shot("debounced-ghost-text")
+    assert _requests(vscode) == asked_before + 1, vscode.server.server_log()[-3000:]
+    assert waited >= DEBOUNCE_MS / 1000 - 0.1, f"asked {waited:.2f} s after the last key"
+    vscode.press("Tab")
+    line = _save_edited_line(vscode, "square.py", SQUARE, 3)
+    assert line.startswith("    return ") and "x" in line, (line, ghost)
+    vscode.server.edit_settings(vscode.server.machine_settings, **{"starcoder.debounceMs": None})
 
 
 def test_missing_model_shows_the_error_and_its_fix(vscode: Workbench) -> None:

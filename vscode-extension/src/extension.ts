@@ -25,6 +25,7 @@ import {
   type WorkDoneProgressEnd,
   type WorkDoneProgressReport,
 } from 'vscode-languageclient/node';
+import { TypingPace, sleep } from './debounce';
 import { EDIT_COMMAND, EDIT_SELECTION_COMMAND, EditFlow } from './editor/editSelection';
 import { ServerInstaller } from './editor/install';
 import { COMPILE_NOTE, modelToPull, type Installed } from './install';
@@ -103,6 +104,9 @@ class Controller {
   private launcher: Launcher | undefined;
   private state: StatusState = INITIAL;
   private readonly log: vscode.LogOutputChannel;
+  private readonly pace = new TypingPace(); // the adaptive debounce (src/debounce.ts)
+  private lastWait = 0;
+  private asked = false; // VS Code asked this server for an inline suggestion (logged once)
   private readonly item: vscode.StatusBarItem;
   private readonly explanations = new VirtualDocuments('starcoder-explanation');
   private readonly stats: StatsView;
@@ -227,11 +231,27 @@ class Controller {
   private middleware(): Middleware {
     return {
       provideInlineCompletionItems: async (document, position, context, token, next) => {
-        const langs = vscode.workspace.getConfiguration(SECTION, document).get('enableLanguages');
-        if (!isLanguageEnabled(langs, document.languageId)) return null;
+        const config = vscode.workspace.getConfiguration(SECTION, document);
+        const enabled = isLanguageEnabled(config.get('enableLanguages'), document.languageId);
+        if (!this.asked) { // once per server start: whether VS Code asks at all, in the log
+          this.asked = true;
+          this.log.info(`VS Code asks for inline suggestions (first: ${document.languageId}, ${enabled ? 'on' : 'off by starcoder.enableLanguages'})`);
+        }
+        if (!enabled) return null;
+        if (context.triggerKind === vscode.InlineCompletionTriggerKind.Automatic) {
+          const wait = this.pace.wait(Date.now(), config.get<number | null>('debounceMs'));
+          if (wait !== this.lastWait) {
+            this.log.debug(`waiting ${wait} ms before asking (${this.pace.describe()})`);
+            this.lastWait = wait;
+          }
+          if (wait > 0 && !(await sleep(wait, token))) return null; // a newer key came: never sent
+        }
         this.dispatch({ type: 'request', delta: 1 });
+        const sent = Date.now();
         try {
-          return await next(document, position, context, token);
+          const items = await next(document, position, context, token);
+          if (!token.isCancellationRequested) this.pace.answered(Date.now() - sent);
+          return items;
         } finally {
           this.dispatch({ type: 'request', delta: -1 });
           if (this.client?.isRunning()) this.stats.refresh(this.client);
@@ -298,6 +318,7 @@ class Controller {
       middleware: this.middleware(),
     };
     const client = new LanguageClient(CLIENT_ID, 'StarCoder', serverOptions, clientOptions);
+    this.asked = false;
     client.registerFeature(CLIENT_FEATURES);
     this.client = client;
     client.onDidChangeState(({ newState }) => {

@@ -25,7 +25,7 @@ export type ServerKey = (typeof SERVER_SETTING_KEYS)[number];
 
 /** Settings only the extension reads (the server never sees them). */
 export const EXTENSION_SETTING_KEYS: readonly string[] = [
-  'enableLanguages', 'server.path', 'server.pythonPath', 'server.args', 'server.installFrom', 'trace.server',
+  'enableLanguages', 'debounceMs', 'server.path', 'server.pythonPath', 'server.args', 'server.installFrom', 'trace.server',
 ];
 
 /** A contributed setting, as package.json declares it (the ranges and choices used below). */
