@@ -128,3 +128,49 @@ async def test_accepting_a_line_prefetches_the_next(preset: str, qwen_gguf: Path
         assert await s.execute(command) is None
         with pytest.raises(Exception, match="expected \\[id\\]"):
             await s.execute(types.Command("x", "starcoder.accepted", arguments=["1"]))
+
+
+def test_enter_after_a_shown_line_takes_the_prefetch_line_at_once(
+        qwen_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The line after a shown one-line suggestion is prefetched while the user reads; Enter is
+    answered with its first line as soon as that exists, not at the end of the request's time
+    box (the block, slowed here after its first line, goes on in the background)."""
+    budget = 1.0
+    monkeypatch.setattr(defaults, "ANSWER_BUDGET_S", budget)
+    monkeypatch.setattr(defaults, "GENERATION_BUDGET_S", 120.0)
+    rules = pipeline_module.should_stop
+
+    def slow_after_a_line(text: str, sit: pipeline_module.Situation) -> bool:
+        if "\n" in text.strip("\n"):
+            time.sleep(0.15)
+        return rules(text, sit)
+
+    monkeypatch.setattr(pipeline_module, "should_stop", slow_after_a_line)
+
+    async def run() -> None:
+        a = Assistant(Settings(model=str(qwen_gguf), max_tokens=64, context_tokens=2048))
+        await a.load()
+        assert a.ready, a.message
+        try:
+            req = CompletionRequest(PARTIAL, 2, 13, uri=URI, language="python", path="total.py")
+            first = await a.complete(req)
+            assert first is not None and first.text.strip() and "\n" not in first.text, first
+            pipeline = a.completion
+            pipeline.shown(req, first.text, 0.1)  # on screen: the prefetch starts
+            await asyncio.sleep(budget + 0.5)  # reading it, past the prefetch's own time box
+            cont = pipeline._continuation
+            assert cont is not None and cont.before is not None and not cont.job.done(), \
+                pipeline.stats()
+            doc, row, col = _typed(PARTIAL, 2, first.text + "\n    ")  # Tab, Enter
+            asked = time.perf_counter()
+            second = await a.complete(CompletionRequest(doc, row, col, uri=URI, language="python",
+                                                        path="total.py"))
+            took = time.perf_counter() - asked
+            assert second is not None and second.from_cache and second.text.strip(), second
+            assert took < budget / 2, f"answered after {took:.2f} s (the time box is {budget} s)"
+            assert pipeline.stats()["joined"] >= 1, pipeline.stats()
+            await cont.job
+        finally:
+            a.shutdown()
+
+    asyncio.run(run())

@@ -269,11 +269,22 @@ class CompletionPipeline:
 
     async def _join(self, uri: str, prefix: str, suffix: str, deadline: float) -> str | None:
         """The answer from a block still going on, when the new state only types into it: its
-        lines past what was typed by the deadline, else the whole block once done. None when
-        there is no such block (the caller runs the model)."""
+        lines past what was typed by the deadline (a prefetch's at once: the user's reading time
+        paid for them), else the whole block once done. None when there is no such block (the
+        caller runs the model)."""
         cont = self._continuation
-        if cont is None or cont.job.done() or cont.typed_into(uri, prefix, suffix) is None:
+        if cont is None or cont.job.done() or (into := cont.typed_into(uri, prefix, suffix)) is None:
             return None
+        if cont.before is not None:  # a prefetch: the user's reading paid for it, show its lines
+            if (lines := self._early_past(cont, into)) is not None:  # at once, or at its next one
+                return self._answered_by(cont, lines)
+            if not cont.early.future.done():
+                either: set[asyncio.Future[Any]] = {cont.job, cont.early.future}
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED,
+                                   timeout=max(0.0, deadline - time.perf_counter()))
+                into = cont.typed_into(uri, prefix, suffix)
+                if into is not None and (lines := self._early_past(cont, into)) is not None:
+                    return self._answered_by(cont, lines)
         await asyncio.wait({cont.job}, timeout=max(0.0, deadline - time.perf_counter()))
         into = cont.typed_into(uri, prefix, suffix)
         if into is None and not cont.job.done():
