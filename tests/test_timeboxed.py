@@ -40,18 +40,24 @@ def _typed(lines: list[str], line: int, text: str) -> tuple[list[str], int, int]
     return doc, row, len(before) - (before.rfind("\n") + 1)
 
 
-def test_a_block_is_answered_early_then_typed_into(qwen_gguf: Path, monkeypatch: pytest.MonkeyPatch
-                                                   ) -> None:
-    monkeypatch.setattr(defaults, "ANSWER_BUDGET_S", 0.0)
-    monkeypatch.setattr(defaults, "GENERATION_BUDGET_S", 120.0)  # never cut short by load
+def _slow_after_a_line(monkeypatch: pytest.MonkeyPatch, budget_s: float, pause_s: float) -> None:
+    """Answer budget `budget_s`; decoding slowed by `pause_s` per piece once the block has a
+    line break past its leading ones (as on a slow machine); never cut short by load."""
+    monkeypatch.setattr(defaults, "ANSWER_BUDGET_S", budget_s)
+    monkeypatch.setattr(defaults, "GENERATION_BUDGET_S", 120.0)
     rules = pipeline_module.should_stop
 
-    def slow_after_a_line(text: str, sit: pipeline_module.Situation) -> bool:
-        if "\n" in text:
-            time.sleep(0.05)  # on the engine's thread: the event loop answers meanwhile
+    def slow(text: str, sit: pipeline_module.Situation) -> bool:
+        if "\n" in text.strip("\n"):
+            time.sleep(pause_s)  # on the engine's thread: the event loop answers meanwhile
         return rules(text, sit)
 
-    monkeypatch.setattr(pipeline_module, "should_stop", slow_after_a_line)
+    monkeypatch.setattr(pipeline_module, "should_stop", slow)
+
+
+def test_a_block_is_answered_early_then_typed_into(qwen_gguf: Path, monkeypatch: pytest.MonkeyPatch
+                                                   ) -> None:
+    _slow_after_a_line(monkeypatch, budget_s=0.0, pause_s=0.05)
 
     async def run() -> None:
         a = Assistant(Settings(model=str(qwen_gguf), max_tokens=96, context_tokens=2048))
@@ -136,16 +142,7 @@ def test_enter_after_a_shown_line_takes_the_prefetch_line_at_once(
     answered with its first line as soon as that exists, not at the end of the request's time
     box (the block, slowed here after its first line, goes on in the background)."""
     budget = 1.0
-    monkeypatch.setattr(defaults, "ANSWER_BUDGET_S", budget)
-    monkeypatch.setattr(defaults, "GENERATION_BUDGET_S", 120.0)
-    rules = pipeline_module.should_stop
-
-    def slow_after_a_line(text: str, sit: pipeline_module.Situation) -> bool:
-        if "\n" in text.strip("\n"):
-            time.sleep(0.15)
-        return rules(text, sit)
-
-    monkeypatch.setattr(pipeline_module, "should_stop", slow_after_a_line)
+    _slow_after_a_line(monkeypatch, budget_s=budget, pause_s=0.15)
 
     async def run() -> None:
         a = Assistant(Settings(model=str(qwen_gguf), max_tokens=64, context_tokens=2048))

@@ -276,40 +276,40 @@ class CompletionPipeline:
         if cont is None or cont.job.done() or (into := cont.typed_into(uri, prefix, suffix)) is None:
             return None
         if cont.before is not None:  # a prefetch: the user's reading paid for it, show its lines
-            if (lines := self._early_past(cont, into)) is not None:  # at once, or at its next one
-                return self._answered_by(cont, lines)
+            if (lines := self._lines_past(cont, into)) is not None:  # at once, or at its next one
+                return lines
             if not cont.early.future.done():
                 either: set[asyncio.Future[Any]] = {cont.job, cont.early.future}
                 await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED,
                                    timeout=max(0.0, deadline - time.perf_counter()))
                 into = cont.typed_into(uri, prefix, suffix)
-                if into is not None and (lines := self._early_past(cont, into)) is not None:
-                    return self._answered_by(cont, lines)
+                if into is not None and (lines := self._lines_past(cont, into)) is not None:
+                    return lines
         await asyncio.wait({cont.job}, timeout=max(0.0, deadline - time.perf_counter()))
         into = cont.typed_into(uri, prefix, suffix)
         if into is None and not cont.job.done():
             return None  # its lines went another way than the typing: not an answer for it
         typed = into or ""
-        if (lines := self._early_past(cont, typed)) is not None:
-            return self._answered_by(cont, lines)
+        if (lines := self._lines_past(cont, typed)) is not None:
+            return lines
         # Nothing new yet: its first line (a prefetch's time box is long spent, so the early
         # answer comes with it), else the whole block, is the quickest answer.
         first: set[asyncio.Future[Any]] = {cont.job, cont.early.future}
         await asyncio.wait(first, return_when=asyncio.FIRST_COMPLETED)
-        if (lines := self._early_past(cont, typed)) is not None:
-            return self._answered_by(cont, lines)
+        if (lines := self._lines_past(cont, typed)) is not None:
+            return lines
         await asyncio.wait({cont.job})
         hit = self.cache.lookup(uri, prefix, suffix)
         if hit is None and into is not None:  # a quick-window block is kept for typed-ahead
             hit = _rest(cont.job, into)     # only: this request waited for it, so answer it
         return None if hit is None else self._answered_by(cont, hit)
 
-    @staticmethod
-    def _early_past(cont: Continuation, typed: str) -> str | None:
-        """The complete lines a block still going on has past `typed`, if it has any yet."""
+    def _lines_past(self, cont: Continuation, typed: str) -> str | None:
+        """The complete lines a block still going on has past `typed`, if it has any yet (then
+        they are the request's answer)."""
         shown = cont.early.text()
         if not cont.job.done() and shown.startswith(typed) and len(shown) > len(typed):
-            return shown[len(typed):]
+            return self._answered_by(cont, shown[len(typed):])
         return None
 
     def _answered_by(self, cont: Continuation, text: str) -> str:

@@ -47,11 +47,10 @@ async def inline_completion(
 ) -> types.InlineCompletionList:
     t0 = time.perf_counter()
     uri = params.text_document.uri
+    automatic = params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
     log.debug("inline request at %d:%d (%s)", params.position.line, params.position.character,
-              "automatic" if params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
-              else "invoked")
-    if (params.context.trigger_kind == types.InlineCompletionTriggerKind.Automatic
-            and ls.protocol.just_deleted(uri)
+              "automatic" if automatic else "invoked")
+    if (automatic and ls.protocol.just_deleted(uri)
             and not ls.assistant.settings.complete_after_deletion):
         log.debug("no suggestion: the last change deleted text")
         return types.InlineCompletionList(items=[])  # deleting: no ghost text in the way

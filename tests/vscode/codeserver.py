@@ -372,23 +372,24 @@ class Workbench:
         def asked() -> bool:
             return any("generating" in st.tooltip for st in self.status_history()[self._typed_at:])
 
-        def nudged(name: str, keys: Callable[[], None]) -> bool:
-            print(f"VS Code did not ask for an inline suggestion after typing: {name}")
-            keys()
+        def settled() -> bool:
+            """Whether VS Code asked (or ghost text came) within ASK_TIMEOUT."""
             deadline = time.monotonic() + ASK_TIMEOUT
             while time.monotonic() < deadline and not asked() and not self.ghost_text().strip():
                 time.sleep(0.1)
             return asked() or bool(self.ghost_text().strip())
+
+        def nudged(name: str, keys: Callable[[], None]) -> bool:
+            print(f"VS Code did not ask for an inline suggestion after typing: {name}")
+            keys()
+            return settled()
 
         def retype() -> None:  # (Alt+\\ did nothing in that state: the palette runs the trigger)
             self.type("x")
             self.press("Backspace")
             self.command("Trigger Inline Suggestion")
 
-        deadline = time.monotonic() + ASK_TIMEOUT
-        while time.monotonic() < deadline and not asked() and not self.ghost_text().strip():
-            time.sleep(0.1)
-        if not (asked() or self.ghost_text().strip()):
+        if not settled():
             for attempt in range(1, ASK_ATTEMPTS + 1):
                 if nudged(f"Alt+\\ pressed ({attempt} of {ASK_ATTEMPTS})",
                           lambda: self.press("Alt+Backslash")) \

@@ -47,7 +47,7 @@ export class TypingPace {
     this.last = now;
     if (typeof fixed === 'number' && Number.isFinite(fixed)) return Math.max(0, fixed);
     if (this.intervals.length < MIN_SAMPLES || this.answers.length < MIN_SAMPLES) return 0;
-    const budget = RATE * median(this.intervals) - Math.max(...this.answers);
+    const budget = RATE * median(this.intervals) - this.slowest();
     return Math.round(Math.max(0, Math.min(MAX_WAIT_MS, budget)));
   }
 
@@ -58,9 +58,13 @@ export class TypingPace {
 
   /** For the log: the pace and answer time the wait comes from. */
   describe(): string {
-    const f = (v: readonly number[]): string => (v.length ? `${Math.round(median(v))} ms` : 'unknown');
-    const slowest = this.answers.length ? `${Math.round(Math.max(...this.answers))} ms` : 'unknown';
-    return `keys every ${f(this.intervals)}, the slowest recent answer ${slowest}`;
+    const ms = (v: number | undefined): string => (v === undefined ? 'unknown' : `${Math.round(v)} ms`);
+    const pace = this.intervals.length ? median(this.intervals) : undefined;
+    return `keys every ${ms(pace)}, the slowest recent answer ${ms(this.answers.length ? this.slowest() : undefined)}`;
+  }
+
+  private slowest(): number {
+    return Math.max(...this.answers);
   }
 }
 
