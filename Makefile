@@ -14,7 +14,7 @@ LLAMA_CPP := llama-cpp-python==0.3.36
 NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 LLAMA_CMAKE_ARGS := $(if $(filter x86_64,$(shell uname -m)),-DCMAKE_C_FLAGS="$(NO_AMX)" -DCMAKE_CXX_FLAGS="$(NO_AMX)")
 
-.PHONY: install demo test lint typecheck pytest extension vscode clean
+.PHONY: install demo test lint typecheck pytest extension vscode playground clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,17 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --force-reinstall --no-deps $(WHEEL_CACHE)/llama_cpp_python-0.3.36-*.whl
 	touch $@
 
-install: $(VENV)/.installed
+# The playground's page (`starcoder-lsp playground`): playground-web/ bundled by esbuild into
+# lsp_server/playground/static/ (git-ignored; shipped in the package). Needs Node >= 20 and npm.
+PLAYGROUND_PAGE := lsp_server/playground/static/index.html
+$(PLAYGROUND_PAGE): playground-web/package.json playground-web/package-lock.json playground-web/build.mjs \
+                    $(wildcard playground-web/src/* playground-web/samples/*)
+	cd playground-web && NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=false npm ci --no-audit --no-fund
+	cd playground-web && node build.mjs
+
+playground: $(PLAYGROUND_PAGE)
+
+install: $(VENV)/.installed $(PLAYGROUND_PAGE)
 
 demo: install
 	$(BIN)/starcoder-lsp demo

@@ -1,5 +1,5 @@
-"""Command line: `serve` (the language server), `complete`, `explain`, `demo`, `doctor` and
-`models`.
+"""Command line: `serve` (the language server), `complete`, `explain`, `demo`, `doctor`,
+`models` and `playground`.
 
 Under `serve` on stdio nothing but LSP may reach stdout, so the real stdout is kept for the protocol
 and file descriptor 1 is pointed at stderr: a stray print (ours, a library's, or llama.cpp's C code)
@@ -235,6 +235,7 @@ def _explain(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from lsp_server.doctor import add_parser as add_doctor_parser
     from lsp_server.models.commands import add_models_parser
+    from lsp_server.playground import add_parser as add_playground_parser
 
     parser = argparse.ArgumentParser(
         prog="starcoder-lsp", description="Local AI code completion over LSP (llama.cpp + GGUF)."
@@ -278,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_doctor_parser(sub, _model_args)
     add_models_parser(sub)
+    add_playground_parser(sub, _model_args)
     return parser
 
 

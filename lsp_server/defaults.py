@@ -394,3 +394,10 @@ DOCTOR_SLOW_PAUSE_S = 1.5
 # can do, and llama.cpp's spinning threads suffer most: a warning suggests fewer threads.
 DOCTOR_BUSY_SAMPLE_S = 0.5
 DOCTOR_BUSY_CORES = 0.5
+
+# --- playground (lsp_server.playground: the local page, `starcoder-lsp playground`) ---------------
+# Its port (`--port`): 0 lets the OS choose a free one. The address is printed and opened anyway,
+# and the token in it changes every start, so a fixed port would only buy collisions.
+PLAYGROUND_PORT = 0
+# The settings the page's form shows and sends (camelCase keys of the settings schema).
+PLAYGROUND_SETTINGS = ("model", "maxTokens", "temperature", "contextTokens", "enable")

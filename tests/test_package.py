@@ -92,6 +92,7 @@ def test_wheel_from_sdist_installs_and_completes(qwen_gguf: Path, tmp_path: Path
         metadata = next(z.read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
     files = package_files(names)
     assert "lsp_server/data/models.toml" in files
+    assert "lsp_server/playground/static/index.html" in files  # the playground's bundled page
     on_disk = {str(p.relative_to(ROOT)) for p in (ROOT / "lsp_server").rglob("*.py")
                if "__pycache__" not in p.parts}
     assert on_disk <= files, f"missing from the wheel: {sorted(on_disk - files)}"

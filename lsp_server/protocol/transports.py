@@ -50,7 +50,7 @@ from lsp_server.protocol.auth import (
 )
 from lsp_server.protocol.listener import Listener, Session
 
-__all__ = ["ListenError", "Session", "serve_tcp", "serve_unix", "serve_ws"]
+__all__ = ["ListenError", "PageFactory", "Session", "serve_tcp", "serve_unix", "serve_ws"]
 
 log = logging.getLogger(__name__)
 
@@ -143,13 +143,21 @@ def serve_unix(make_server: Callable[[], Session], path_text: str) -> None:
     _run_forever(main())
 
 
+# What answers the plain HTTP requests of a WebSocket listener (the playground's page), made once
+# the port and the token are known: (connection, request) -> a websockets Response.
+PageFactory = Callable[[int, str], Callable[[Any, Any], Any]]
+
+
 def serve_ws(make_server: Callable[[], Session], host: str, port: int,
-             token_file: str | None = None) -> None:
-    """`serve --ws HOST:PORT`: WebSocket for browser-based clients (the playground)."""
+             token_file: str | None = None, *, page: PageFactory | None = None) -> None:
+    """`serve --ws HOST:PORT`: WebSocket for browser-based clients. With `page` (the playground)
+    the same port also serves that page over plain HTTP, so the page's origin is the one origin
+    the handshake admits."""
     from websockets.asyncio.server import serve as ws_serve
 
     async def start(sock: socket.socket, bound: int, token: str) -> Any:
         listener = Listener(make_server, token)
+        respond = page(bound, token) if page is not None else None
 
         def check(connection: Any, request: Any) -> Any:
             refusal = handshake_refusal(request.headers.get("Host"),
@@ -157,6 +165,9 @@ def serve_ws(make_server: Callable[[], Session], host: str, port: int,
             if refusal is not None:
                 log.warning("refused a WebSocket upgrade: %s", refusal)
                 return connection.respond(403, f"{refusal}\n")
+            upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+            if respond is not None and not upgrade:
+                return respond(connection, request)
             return None
 
         return await ws_serve(listener.ws_connection, sock=sock, process_request=check,
