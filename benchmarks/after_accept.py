@@ -10,7 +10,7 @@ filling). Then, as a person does in an editor:
    (one level more after a `:`); the editor asks at once. Measured: the time until an answer with at
    least one whole non-empty line (a blank answer counts as "never", and is reported);
 4. the user accepts that suggestion's first word (accept-word): measured, the time until the
-   remainder is answered (the typed-ahead cache, no model).
+   remainder is answered (the typed-ahead cache, no model); not when the word is all of it.
 
     python -m benchmarks.after_accept [--model NAME] [--cases 12]
 """
@@ -106,6 +106,8 @@ async def run_case(d: Any, uri: str, original: list[str], version: int, line: in
         return case, version
     m = WORD.match(case.after_enter)
     case.word = m.group(0) if m else case.after_enter
+    if len(case.word) >= len(case.after_enter.rstrip()):
+        return case, version  # one word: accepting it leaves no remainder to measure
     col = len(new_indent)
     version += 1
     t0 = time.perf_counter()
@@ -140,7 +142,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         stats = await d.stats()
     measured = [c for c in rows if c.shown and "\n" not in c.shown]
     enter = [c.after_enter_s for c in measured]
-    word = [c.after_word_s for c in measured if c.after_enter_s != float("inf")]
+    word = [c.after_word_s for c in measured if c.after_word_s != float("inf")]
     summary = {
         "model": model, "cases": len(rows), "measured": len(measured),
         "blank_after_enter": sum(1 for s in enter if s == float("inf")),
@@ -149,8 +151,10 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "within_0.5s": sum(1 for s in enter if s <= 0.5),
         "after_word_p50_s": round(percentile(word, 0.5), 3) if word else None,
         "after_word_max_s": round(max(word), 3) if word else None,
+        "after_word_measured": len(word),
         "after_word_remainder_ok": sum(1 for c in measured if c.word_ok),
         "earlyAnswers": stats.get("earlyAnswers"), "joined": stats.get("joined"),
+        "carried": stats.get("carried"),
         "typedAheadHits": stats.get("typedAheadHits"),
     }
     print(json.dumps(summary))

@@ -15,6 +15,7 @@ from lsprotocol import types
 
 from lsp_server import defaults
 from lsp_server.pipelines import completion as pipeline_module
+from lsp_server.pipelines import timebox as timebox_module
 from lsp_server.service import Assistant, CompletionRequest
 from lsp_server.settings import Settings
 from tests.conftest import lsp_session
@@ -53,6 +54,7 @@ def _slow_after_a_line(monkeypatch: pytest.MonkeyPatch, budget_s: float, pause_s
         return rules(text, sit)
 
     monkeypatch.setattr(pipeline_module, "should_stop", slow)
+    monkeypatch.setattr(timebox_module, "should_stop", slow)  # a line carried on (`Carry`)
 
 
 def test_a_block_is_answered_early_then_typed_into(qwen_gguf: Path, monkeypatch: pytest.MonkeyPatch
@@ -126,7 +128,10 @@ async def test_accepting_a_line_prefetches_the_next(preset: str, qwen_gguf: Path
         items = await s.inline(URI, 3, 4)
         assert len(items) == 1 and str(items[0].insert_text).strip(), items
         stats = await s.stats()
+        # One prefetch, and no second one on accept: the line's own generation went on into
+        # the next line (`Carry`) while the line was shown.
         assert stats["accepted"] == 1 and stats["prefetches"] == 1, stats
+        assert stats["carried"] == 1, stats
         # Enter: the prefetch's (it is made at the auto-indented start of the next line)
         assert stats["joined"] + stats["typedAheadHits"] + stats["cacheHits"] >= 1, stats
         assert stats["acceptedChars"] == len(text) and stats["shown"] >= 2, stats

@@ -26,7 +26,7 @@ from lsp_server.engine.base import Cancelled, DecodeGuard, Engine, EngineDown, F
 from lsp_server.engine.cache import StateKey, SuggestionCache
 from lsp_server.engine.model import ModelError
 from lsp_server.lifecycle import ModelManager
-from lsp_server.pipelines.timebox import Continuation, EarlyAnswer
+from lsp_server.pipelines.timebox import Carry, Continuation, EarlyAnswer
 from lsp_server.pipelines.usage import Usage
 from lsp_server.postprocess import Situation, finish, should_stop
 from lsp_server.prompt.fim import TEMPLATE_OVERHEAD_TOKENS, Header, Prompt, build_header, build_prompt
@@ -96,6 +96,7 @@ class CompletionPipeline:
         self._prefetched: StateKey | None = None  # the accepted state last prefetched after
         self.early_answers = 0  # answered with the lines so far, the block going on
         self.joined = 0  # requests answered by a block still going on
+        self.carried = 0  # one-line answers whose generation went on into the next line
 
     def _caches_for(self, engine: Engine) -> LineTokenCache:
         """Per-engine caches, started afresh when the engine changed (a load, a switch)."""
@@ -138,8 +139,9 @@ class CompletionPipeline:
         del prefix, suffix  # not held while waiting: many requests may wait at once
         if after is None:
             self._prefetched = None  # this job supersedes a prefetch: it may be needed again
+        carry = self._carry(engine, req, early, after, whole)
         fut, cancel = engine.submit(
-            self.job(engine, req, None if self.naive or whole else early), lane="complete")
+            self.job(engine, req, None if self.naive or whole else early, carry), lane="complete")
         job = asyncio.wrap_future(fut)
         if after is not None:
             self._continue(engine, Continuation(state, job, early, after))
@@ -153,6 +155,8 @@ class CompletionPipeline:
             raise
         finally:
             timer.cancel()
+        if carry is not None and carry.on:
+            return self._carried(engine, state, job, carry)
         if not job.done():  # the budget is spent and lines exist: answer, let the block go on
             partial = early.future.result()
             self.early_answers += 1
@@ -163,6 +167,40 @@ class CompletionPipeline:
         if after is not None:
             return None  # landed through the continuation's callback
         return self._landed(engine, state, job)
+
+    def _carry(self, engine: Engine, req: CompletionRequest, early: EarlyAnswer,
+               after: StateKey | None, whole: bool) -> Carry | None:
+        """A `Carry` for an editor's request in process, when the cursor ends a line (its job
+        decides whether the suggestion is one line); else None."""
+        if self.naive or whole or after is not None or not engine.speculates:
+            return None
+        line = req.lines[req.line] if req.line < len(req.lines) else ""
+        if line[req.column:].strip():
+            return None  # text right of the cursor: no line break follows the suggestion
+
+        def at_enter(first: str) -> tuple[StateKey, StateKey, str]:
+            prefix, suffix = req.split()
+            indent = _enter_indent(prefix + first, suffix)
+            return (self.cache.key(req.uri, prefix + first, suffix),
+                    self.cache.key(req.uri, prefix + first + "\n" + indent, suffix), indent)
+
+        return Carry(early, at_enter)  # the job decides, once it knows the situation
+
+    def _carried(self, engine: Engine, state: StateKey, job: asyncio.Future[Suggestion | None],
+                 carry: Carry) -> Suggestion:
+        """Answer a carried request with its first line; what goes on is the prefetch of the
+        state after Enter (as `_prefetch` would start when the line is shown)."""
+        assert carry.accepted is not None and carry.entered is not None
+        self.carried += 1
+        self.prefetches += 1
+        self.cache.store_key(state, carry.first, remember=not carry.quick)
+        if not job.done():
+            self._prefetched = carry.accepted
+            self._continue(engine, Continuation(carry.entered, job, carry.next, carry.accepted,
+                                                carried=True))
+        elif (landed := self._landed(engine, carry.entered, job, prefetch=True)) and landed.text:
+            self._prefetched = carry.accepted  # else the usual prefetch runs when it is shown
+        return Suggestion(carry.first, carry.first, None, 0, None)
 
     def shown(self, req: CompletionRequest, text: str, seconds: float) -> int:
         """Remember a suggestion shown for `req`, `seconds` after it was asked for; its id for
@@ -180,12 +218,15 @@ class CompletionPipeline:
             pass  # a remote engine: the prefetch waits for the accept
         elif cont is None or cont.job.done():
             self._prefetch(req, text)
-        elif cont.before is None:
+        elif cont.before is None or cont.carried:
             asked = self.requests
+            # A block ended with the line shown, or a carried line's next one went another way.
+            ended = text if cont.before is None else ""
 
             def after_block(job: asyncio.Future[Suggestion | None]) -> None:
                 if (self.requests == asked and not job.cancelled() and job.exception() is None
-                        and (result := job.result()) is not None and result.text == text):
+                        and (((result := job.result()) is not None and result.text == ended)
+                             or (result is None and cont.carried))):
                     self._prefetch(req, text)  # nothing asked since: the line is still shown
 
             cont.job.add_done_callback(after_block)
@@ -219,11 +260,7 @@ class CompletionPipeline:
         if after == self._prefetched:
             return None  # prefetched when shown (now accepted), or shown again as typed into
         self._prefetched = after
-        line = done[done.rfind("\n") + 1:]
-        indent = line[:len(line) - len(line.lstrip(" \t"))]
-        if Situation.between(line, suffix[:200]).multiline:
-            indent += _indent_unit(prefix, indent)  # a block opener: the body's first line
-        nxt = done + "\n" + indent
+        nxt = done + "\n" + _enter_indent(done, suffix)
         self.prefetches += 1
         log.debug("prefetching the line after %r", text[-40:])
         task = asyncio.ensure_future(self.complete(_request_at(req, nxt, suffix), after=after))
@@ -260,8 +297,10 @@ class CompletionPipeline:
             if self._continuation is cont:
                 self._continuation = None
             try:
-                self._landed(engine, cont.state, cont.job,
-                             prefetch=cont.before is not None and not cont.joined)
+                landed = self._landed(engine, cont.state, cont.job,
+                                      prefetch=cont.before is not None and not cont.joined)
+                if cont.carried and not (landed and landed.text) and self._prefetched == cont.before:
+                    self._prefetched = None  # its next line went another way: prefetch it anew
             except Exception:
                 log.exception("a block generated in the background failed")
 
@@ -318,9 +357,10 @@ class CompletionPipeline:
         cont.joined = True
         return text
 
-    def job(self, engine: Engine, req: CompletionRequest, early: EarlyAnswer | None = None
-            ) -> Callable[[threading.Event], Suggestion | None]:
-        """The engine job for one completion (its lines so far offered to `early`).
+    def job(self, engine: Engine, req: CompletionRequest, early: EarlyAnswer | None = None,
+            carry: Carry | None = None) -> Callable[[threading.Event], Suggestion | None]:
+        """The engine job for one completion (its lines so far offered to `early`; a one-line
+        suggestion carried on into the next line through `carry`, if the situation allows).
 
         Uses the full window when its prompt is (nearly) in the KV cache; otherwise answers from
         the quick window now and leaves the full prompt in `Suggestion.warm` for the idle warm-up.
@@ -344,19 +384,31 @@ class CompletionPipeline:
                     warm = prompt.ids
                     slot, window, prompt, snippets = "quick", q_window, q_prompt, []
             sit = _situation(req, window)
+            going = None if carry is None or early is None else carry.prepare(sit, slot == "quick")
             if early is None:
                 def stop(t: str) -> bool:
                     return should_stop(t, sit)
-            else:
+            elif going is None:
                 def stop(t: str) -> bool:
                     return early.offer(t, sit) or should_stop(t, sit)
+            else:
+                def stop(t: str) -> bool:
+                    if going.on:
+                        return going.stop(t)
+                    done = should_stop(t, sit)
+                    if done and going.begin(t):
+                        return False  # answered with the first line; the next one goes on
+                    return early.offer(t, sit) or done
             guard = DecodeGuard(prompt.heal, stop, defaults.GENERATION_BUDGET_S)
             gen = engine.complete(
                 FimInput(prompt.ids, window.prefix, window.suffix,
                          [(s.path, s.text) for s in snippets]),
                 slot=slot, max_tokens=max_tokens, temperature=temperature, guard=guard,
                 cancel=cancel, fresh=self.naive)
-            text = _finish_text(gen.text, prompt.heal, sit)
+            if going is not None and going.on:  # the first line answered: this is the next one's
+                text = going.text(gen.text[len(prompt.heal):])
+            else:
+                text = _finish_text(gen.text, prompt.heal, sit)
             n_prompt = engine.measure(prompt.ids)
             log.debug(
                 "completion (%s window, %s): lines %d-%d (%d+%d tokens, cut %s/%s), prompt %d "
@@ -504,12 +556,23 @@ class CompletionPipeline:
     def stats(self) -> dict[str, Any]:
         return {"requests": self.requests, "cacheHits": self.cache.hits,
                 "typedAheadHits": self.cache.typed_ahead_hits, "earlyAnswers": self.early_answers,
-                "joined": self.joined, "prefetches": self.prefetches, "naive": self.naive,
+                "joined": self.joined, "carried": self.carried, "prefetches": self.prefetches,
+                "naive": self.naive,
                 **self.usage.snapshot()}
 
     def shutdown(self) -> None:
         if self._warm_timer is not None:
             self._warm_timer.cancel()
+
+
+def _enter_indent(done: str, suffix: str) -> str:
+    """The indentation editors type on Enter at the end of `done`'s last line: the line's, one
+    level more after a block opener."""
+    line = done[done.rfind("\n") + 1:]
+    indent = line[:len(line) - len(line.lstrip(" \t"))]
+    if Situation.between(line, suffix[:200]).multiline:
+        indent += _indent_unit(done, indent)  # a block opener: the body's first line
+    return indent
 
 
 def _indent_unit(prefix: str, indent: str) -> str:
