@@ -41,16 +41,19 @@ def balance_brackets(text: str, sit: Situation) -> str:
     """Cut at a closing bracket that closes more than is open before the cursor on this line.
 
     E.g. after `return fib(n-1) + fib(n` the model may write `-2))`: one `)` closes `fib(`, the
-    second would close nothing. Brackets opened inside the suggestion are tracked too. A closer
-    that starts a later line (a dict's `}` under its entries) closes what the prefix opened
-    lines ago: `indentation_scope` has judged that line by its indentation.
+    second would close nothing. On a new line, what the line above left open counts (`min(a,`
+    then `b)`). Brackets opened inside the suggestion are tracked too. A closer that starts a line
+    (a dict's `}` under its entries, a call's `)`) closes what the prefix opened lines ago:
+    `indentation_scope` has judged that line by its indentation.
     """
-    depth = _open_brackets(sit.line_prefix)
+    # On a new line (only indentation before the cursor), what the line above left open is open.
+    depth = _open_brackets(sit.line_prefix if sit.line_prefix.strip() else sit.previous_line)
     for i, step in _brackets(text):
         if step < 0 and depth == 0:
             nl = text.rfind("\n", 0, i)
-            if nl >= 0 and not text[nl + 1 : i].strip():
-                continue  # a closer starting a later line: indentation_scope judged that line
+            head = text[nl + 1 : i] if nl >= 0 else sit.line_prefix + text[:i]
+            if not head.strip():
+                continue  # a closer starting a line: indentation_scope judged that line
             return text[:i].rstrip(" \t")
         depth += step
     return text
