@@ -207,6 +207,14 @@ DEFAULT_REPO_NAME = "project"
 QUICK_WINDOW_TOKENS = 384
 # The quick window is small, so its edges move on a finer grid (a coarse one would waste half of it).
 QUICK_WINDOW_LINE_STEP = 8
+# When the quick window's edges moved off what the cache holds (the prefix grew past a grid line:
+# a whole line accepted, Enter), slightly larger quick windows are tried too and the cheapest is
+# used: one of them usually starts where the cached one does (a line's worth apart, ~32 tokens),
+# so a prefetch after an accepted line costs ~40 tokens, not ~250 (~1 s here).
+QUICK_WINDOW_EXTRA_TOKENS = (32, 64, 96, 128)
+# A quick window costing at most this many tokens to evaluate is taken without trying others:
+# what a keystroke or an accepted line costs when the edges held (typed tokens + the fresh head).
+QUICK_WINDOW_CHEAP_TOKENS = 64
 # A request whose full-window prompt needs more than this many tokens evaluated uses the quick
 # window instead. ~3 s of prompt evaluation on 2 cores: files up to ~750 tokens always get the full
 # window (a lower value lost HumanEval-infilling tasks to the quick window's shorter context).

@@ -156,7 +156,7 @@ class CompletionPipeline:
         finally:
             timer.cancel()
         if carry is not None and carry.on:
-            return self._carried(engine, state, job, carry)
+            return self._carried(engine, req, state, job, carry)
         if not job.done():  # the budget is spent and lines exist: answer, let the block go on
             partial = early.future.result()
             self.early_answers += 1
@@ -186,20 +186,32 @@ class CompletionPipeline:
 
         return Carry(early, at_enter)  # the job decides, once it knows the situation
 
-    def _carried(self, engine: Engine, state: StateKey, job: asyncio.Future[Suggestion | None],
-                 carry: Carry) -> Suggestion:
+    def _carried(self, engine: Engine, req: CompletionRequest, state: StateKey,
+                 job: asyncio.Future[Suggestion | None], carry: Carry) -> Suggestion:
         """Answer a carried request with its first line; what goes on is the prefetch of the
-        state after Enter (as `_prefetch` would start when the line is shown)."""
+        state after Enter (as `_prefetch` would start when the line is shown). When its next
+        line goes another way, the usual prefetch starts at once (the line is still on screen
+        unless something was asked since)."""
         assert carry.accepted is not None and carry.entered is not None
         self.carried += 1
         self.prefetches += 1
         self.cache.store_key(state, carry.first, remember=not carry.quick)
-        if not job.done():
-            self._prefetched = carry.accepted
-            self._continue(engine, Continuation(carry.entered, job, carry.next, carry.accepted,
-                                                carried=True))
-        elif (landed := self._landed(engine, carry.entered, job, prefetch=True)) and landed.text:
-            self._prefetched = carry.accepted  # else the usual prefetch runs when it is shown
+        if job.done():
+            if (landed := self._landed(engine, carry.entered, job, prefetch=True)) and landed.text:
+                self._prefetched = carry.accepted  # else it is prefetched when shown
+            return Suggestion(carry.first, carry.first, None, 0, None)
+        self._prefetched = carry.accepted
+        self._continue(engine, Continuation(carry.entered, job, carry.next, carry.accepted))
+        asked = self.requests
+
+        def went_another_way(job: asyncio.Future[Suggestion | None]) -> None:
+            if (self.requests == asked and not job.cancelled() and job.exception() is None
+                    and not ((result := job.result()) and result.text)
+                    and self._prefetched == carry.accepted):
+                self._prefetched = None
+                self._prefetch(req, carry.first)
+
+        job.add_done_callback(went_another_way)
         return Suggestion(carry.first, carry.first, None, 0, None)
 
     def shown(self, req: CompletionRequest, text: str, seconds: float) -> int:
@@ -218,15 +230,12 @@ class CompletionPipeline:
             pass  # a remote engine: the prefetch waits for the accept
         elif cont is None or cont.job.done():
             self._prefetch(req, text)
-        elif cont.before is None or cont.carried:
+        elif cont.before is None:
             asked = self.requests
-            # A block ended with the line shown, or a carried line's next one went another way.
-            ended = text if cont.before is None else ""
 
             def after_block(job: asyncio.Future[Suggestion | None]) -> None:
                 if (self.requests == asked and not job.cancelled() and job.exception() is None
-                        and (((result := job.result()) is not None and result.text == ended)
-                             or (result is None and cont.carried))):
+                        and (result := job.result()) is not None and result.text == text):
                     self._prefetch(req, text)  # nothing asked since: the line is still shown
 
             cont.job.add_done_callback(after_block)
@@ -297,10 +306,8 @@ class CompletionPipeline:
             if self._continuation is cont:
                 self._continuation = None
             try:
-                landed = self._landed(engine, cont.state, cont.job,
-                                      prefetch=cont.before is not None and not cont.joined)
-                if cont.carried and not (landed and landed.text) and self._prefetched == cont.before:
-                    self._prefetched = None  # its next line went another way: prefetch it anew
+                self._landed(engine, cont.state, cont.job,
+                             prefetch=cont.before is not None and not cont.joined)
             except Exception:
                 log.exception("a block generated in the background failed")
 
@@ -378,9 +385,8 @@ class CompletionPipeline:
             slot, warm = "main", None
             full_cost = engine.cost(prompt.ids, "main")
             if full_cost > defaults.PROMPT_EVAL_BUDGET_TOKENS and not self.naive:
-                q_window, q_prompt, _ = self._prompt(engine, count, req, max_tokens,
-                                                     total=defaults.QUICK_WINDOW_TOKENS)
-                if engine.cost(q_prompt.ids, "quick") < full_cost:
+                q_cost, q_window, q_prompt = self._quick(engine, count, req, max_tokens)
+                if q_cost < full_cost:
                     warm = prompt.ids
                     slot, window, prompt, snippets = "quick", q_window, q_prompt, []
             sit = _situation(req, window)
@@ -425,6 +431,22 @@ class CompletionPipeline:
             return Suggestion(text, gen.text, window, n_prompt, gen, snippets, warm)
 
         return job
+
+    def _quick(self, engine: Engine, count: LineTokenCache, req: CompletionRequest,
+               max_tokens: int) -> tuple[int, Window, Prompt[Any]]:
+        """The cheapest quick window to evaluate (its cost first): the standard one, or when its
+        edges moved off the cached one, a slightly larger one that starts where that did."""
+        best: tuple[int, Window, Prompt[Any]] | None = None
+        for extra in (0, *defaults.QUICK_WINDOW_EXTRA_TOKENS):
+            window, prompt, _ = self._prompt(engine, count, req, max_tokens,
+                                             total=defaults.QUICK_WINDOW_TOKENS + extra)
+            cost = engine.cost(prompt.ids, "quick")
+            if best is None or cost < best[0]:
+                best = (cost, window, prompt)
+            if cost <= defaults.QUICK_WINDOW_CHEAP_TOKENS:
+                break
+        assert best is not None
+        return best
 
     def _header(self, engine: Engine, req: CompletionRequest,
                 snippets: list[Snippet]) -> Header[Any]:

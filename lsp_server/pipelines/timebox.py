@@ -66,7 +66,6 @@ class Continuation:
     early: EarlyAnswer
     before: tuple[str, int, int, int] | None = None  # a prefetch: the accepted state it follows
     joined: bool = False  # it answered a request: it is on screen (a prefetch no longer unseen)
-    carried: bool = False  # a prefetch that is a shown line's generation going on (`Carry`)
 
     def typed_into(self, uri: str, prefix: str, suffix: str) -> str | None:
         """What was typed since, when the new state only types ahead into this block."""
