@@ -194,7 +194,9 @@ def test_accept_word_takes_the_first_word_and_keeps_the_rest(nvim_run: Run) -> N
     inserted = after[start: start + len(after) - len(before)]  # the word went in at `start`
     assert re.fullmatch(r"\s*\w+|\s*\S", inserted), (inserted, w)
     assert w["ghost"].startswith(inserted) and len(w["ghost"]) > len(inserted), (inserted, w)
-    assert w["rest"] == w["ghost"][len(inserted):], w  # the rest, as it was, still offered
+    # The rest still offered: as it was, or more of it when the ghost was a time-boxed block's
+    # first lines and the block went on meanwhile (typing into it takes its newest lines).
+    assert w["rest"].startswith(w["ghost"][len(inserted):]), w
 
 
 def test_completion_fallback_inserts_the_whole_suggestion(nvim_run: Run) -> None:

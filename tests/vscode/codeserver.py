@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_SH = "tests/vscode/install.sh"
@@ -459,10 +460,24 @@ class Workbench:
         self.page.locator(".editor-group-container.active .monaco-editor.focused").wait_for(
             timeout=UI_TIMEOUT * 1000)
 
+    def open_quick_input(self, key: str) -> None:
+        """Press `key` (Ctrl+P, Ctrl+Shift+P, Ctrl+G) until the quick input shows. After a webview
+        (a markdown preview) closes, VS Code sometimes leaves the keyboard focus nowhere and the
+        first key is lost: focus the active editor's tab, as a user clicks back, and press again."""
+        box = self.page.locator(".quick-input-widget input")
+        for _ in range(3):
+            self.press(key)
+            try:
+                box.wait_for(state="visible", timeout=UI_TIMEOUT * 1000 // 3)
+                return
+            except PlaywrightTimeout:
+                tab = self.page.locator(".tabs-container .tab.active")
+                (tab if tab.count() else self.page.locator(".part.editor")).first.click()
+        box.wait_for(state="visible", timeout=UI_TIMEOUT * 1000)
+
     def command(self, title: str) -> None:
         """Run a command from the palette (Ctrl+Shift+P), by its exact title."""
-        self.press("Control+Shift+P")
-        self.page.locator(".quick-input-widget input").wait_for(state="visible", timeout=UI_TIMEOUT * 1000)
+        self.open_quick_input("Control+Shift+P")
         self.type(title)
         self.wait_quick_pick(f"the command {title!r} in the palette",
                              lambda rows: title in [r.split("\n")[0] for r in rows])
@@ -478,8 +493,7 @@ class Workbench:
 
     def open_file(self, name: str) -> None:
         """Quick Open (Ctrl+P) a workspace file."""
-        self.press("Control+P")
-        self.page.locator(".quick-input-widget input").wait_for(state="visible", timeout=UI_TIMEOUT * 1000)
+        self.open_quick_input("Control+P")
         self.type(name)
         self.wait_quick_pick(f"{name!r} in Quick Open", lambda rows: rows[0].startswith(name))
         self.press("Enter")
@@ -488,8 +502,7 @@ class Workbench:
 
     def go_to_line(self, line: int) -> None:
         """Ctrl+G to a 1-based line, cursor at its end."""
-        self.press("Control+G")
-        self.page.locator(".quick-input-widget input").wait_for(state="visible", timeout=UI_TIMEOUT * 1000)
+        self.open_quick_input("Control+G")
         self.type(str(line))
         self.press("Enter")
         self.wait_quick_input_closed()
