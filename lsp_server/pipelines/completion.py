@@ -170,13 +170,10 @@ class CompletionPipeline:
 
     def _carry(self, engine: Engine, req: CompletionRequest, early: EarlyAnswer,
                after: StateKey | None, whole: bool) -> Carry | None:
-        """A `Carry` for an editor's request in process, when the cursor ends a line (its job
-        decides whether the suggestion is one line); else None."""
+        """A `Carry` for an editor's request in process (its job decides from the situation
+        whether the cursor ends a line and the suggestion is one line); else None."""
         if self.naive or whole or after is not None or not engine.speculates:
             return None
-        line = req.lines[req.line] if req.line < len(req.lines) else ""
-        if line[req.column:].strip():
-            return None  # text right of the cursor: no line break follows the suggestion
 
         def at_enter(first: str) -> tuple[StateKey, StateKey, str]:
             prefix, suffix = req.split()
