@@ -135,21 +135,25 @@ class Carry:
 
     def stop(self, text: str) -> bool:
         """The early stop for the text past the first line, as the state after Enter sees it."""
-        rest = text[self._start:]
-        lead = len(rest) - len(rest.lstrip(" \t\n"))
-        if lead == len(rest):
-            return False  # only whitespace so far: the indentation is not known yet
-        if rest[:lead] != self._indent:
+        body = self._body(text)
+        if body is None:
             return True  # another indentation (or a blank line) than Enter gives: not its answer
-        body = rest[lead:]
+        if not body:
+            return False  # only whitespace so far: the indentation is not known yet
         assert self._next_sit is not None
         self.next.offer(body, self._next_sit)
         return should_stop(body, self._next_sit)
 
     def text(self, generated: str) -> str:
         """The next suggestion from the whole generated text ('' when it went another way)."""
-        rest = generated[self._start:]
-        if not rest.startswith(self._indent) or self._next_sit is None:
+        body = self._body(generated)
+        return finish(body, self._next_sit) if body and self._next_sit is not None else ""
+
+    def _body(self, text: str) -> str | None:
+        """The text past the first line after Enter's indentation: '' while only whitespace
+        came, None when the model's next line starts otherwise than Enter leaves the cursor."""
+        rest = text[self._start:]
+        lead = len(rest) - len(rest.lstrip(" \t\n"))
+        if lead == len(rest):
             return ""
-        body = rest[len(self._indent):]
-        return "" if body[:1] in (" ", "\t", "\n") else finish(body, self._next_sit)
+        return rest[lead:] if rest[:lead] == self._indent else None
